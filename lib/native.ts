@@ -1,0 +1,121 @@
+// Loads the native addon, or explains in one error why it cannot and what to do about it.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { NativeTensor } from './tensor';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const location = require('../scripts/libtorch-location.js') as {
+  resolveTorchDir(root: string): string | null;
+  readTorchVersion(dir: string): string | null;
+  readSource(root: string): { source: string; dir: string; version: string } | null;
+};
+
+export const packageRoot = path.resolve(__dirname, '..');
+
+/** The surface binding/addon.cpp exports. */
+export interface NativeAddon {
+  versions(): { torch: string; threads: number; parallel: string };
+  randn(shape: number[], seed: number, dtype: 'float32' | 'float64'): NativeTensor;
+  setThreads(n: number): void;
+  Networks: new (config: object, seed: number) => NativeNetworks;
+  [key: string]: unknown;
+}
+
+export type NetworkName = 'generator' | 'discriminator';
+export type NamedNativeTensors = [string, NativeTensor][];
+
+export interface NativeNetworks {
+  forward(which: NetworkName, input: NativeTensor, resolution: number, alpha: number, labels: NativeTensor | null): NativeTensor;
+  forwardBackward(
+    which: NetworkName,
+    input: NativeTensor,
+    resolution: number,
+    alpha: number,
+    labels: NativeTensor | null,
+    gradOutput: NativeTensor,
+  ): { output: NativeTensor; inputGrad: NativeTensor; gradients: NamedNativeTensors };
+  parameters(which: NetworkName): NamedNativeTensors;
+  setParameters(which: NetworkName, values: NamedNativeTensors): void;
+  parameterCount(which: NetworkName): number;
+  setDtype(dtype: 'float32' | 'float64'): void;
+}
+
+export class NativeLoadError extends Error {
+  constructor(cause: string, solutions: string[], detail?: string) {
+    super(
+      `progan could not load its native addon: ${cause}\n` +
+        `Possible solutions:\n${solutions.map((s) => `- ${s}`).join('\n')}` +
+        (detail ? `\nDetail: ${detail}` : ''),
+    );
+    this.name = 'NativeLoadError';
+  }
+}
+
+let cached: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  cached ??= load();
+  return cached;
+}
+
+/** Which binary the loader picks, without loading it (null when none was built). */
+export function addonPath(): string | null {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const gypBuild = require('node-gyp-build') as { path(dir: string): string };
+  try {
+    return gypBuild.path(packageRoot);
+  } catch {
+    return null;
+  }
+}
+
+/** The libtorch version a binary was compiled against, read from its build tag. */
+export function builtTorchVersion(file: string): string | null {
+  const m = fs.readFileSync(file).toString('latin1').match(/progan-torch-version:([^;\0]+);/);
+  return m ? m[1] : null;
+}
+
+const minor = (v: string) => v.split('.').slice(0, 2).join('.');
+
+function load(): NativeAddon {
+  const setup = '`npx progan setup` (or `npm run setup` in a clone) puts libtorch in place, offline';
+  const torchDir = location.resolveTorchDir(packageRoot);
+  if (!torchDir) {
+    throw new NativeLoadError(`libtorch is not set up in ${path.join(packageRoot, '.libtorch')}`, [
+      setup,
+      'or point it at an existing one: LIBTORCH=/path/to/libtorch-or-python-torch npx progan setup',
+    ]);
+  }
+  const file = addonPath();
+  if (!file) {
+    throw new NativeLoadError('the addon was never built and no prebuilt binary matches this platform', [
+      '`npm run build` (needs cmake and a C++20 compiler) builds it against the libtorch that setup chose',
+    ]);
+  }
+  const installed = location.readTorchVersion(torchDir);
+  const built = builtTorchVersion(file);
+  if (installed && built && minor(installed) !== minor(built)) {
+    throw new NativeLoadError(
+      `${path.relative(packageRoot, file)} was built against libtorch ${built} but ${torchDir} holds ${installed}`,
+      [
+        `\`npx progan setup --force\` with LIBTORCH pointing at a libtorch ${minor(built)}.x`,
+        `or rebuild against ${installed}: \`npm run build\``,
+      ],
+    );
+  }
+  // OpenMP threads that spin while waiting make torch 30× slower once cores are shared.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(file) as NativeAddon;
+  } catch (e) {
+    throw new NativeLoadError(
+      `loading ${file} failed`,
+      [
+        `${setup}; then \`npm run build\` if you built from source`,
+        `check that ${path.join(torchDir, 'lib')} holds libtorch_cpu.so for torch ${built ?? installed ?? '?'}`,
+      ],
+      (e as Error).message,
+    );
+  }
+}

@@ -1,0 +1,107 @@
+// Network options: one validated object, defaults from the paper (PAPER.md), sent to C++ as is.
+import { z } from 'zod';
+
+export const PRESETS = {
+  /** The paper's networks (Table 2): 23.1 M parameters each at 1024². */
+  paper: { resolution: 1024, fmapBase: 8192, fmapMax: 512, latentSize: 512 },
+  /** The official CIFAR-10 configuration. */
+  cifar: { resolution: 32, fmapBase: 4096, fmapMax: 128, latentSize: 128 },
+  /** Narrow networks that show real progress on a few CPU cores in minutes. */
+  small: { resolution: 64, fmapBase: 1024, fmapMax: 128, latentSize: 128 },
+} as const;
+export type PresetName = keyof typeof PRESETS;
+
+const powerOfTwo = (name: string) =>
+  z.number().refine((v) => Number.isInteger(v) && v >= 4 && v <= 1024 && (v & (v - 1)) === 0, {
+    error: (issue) => `Expected a power of two from 4 to 1024 for ${name} but received ${String(issue.input)}`,
+  });
+const positiveInt = (name: string, max = 1 << 20) =>
+  z.number().refine((v) => Number.isInteger(v) && v >= 1 && v <= max, {
+    error: (issue) => `Expected an integer from 1 to ${max} for ${name} but received ${String(issue.input)}`,
+  });
+
+export const networkOptionsSchema = z
+  .object({
+    preset: z.enum(['paper', 'cifar', 'small']).default('paper'),
+    resolution: powerOfTwo('resolution').optional(),
+    latentSize: positiveInt('latentSize', 8192).optional(),
+    fmapBase: positiveInt('fmapBase').optional(),
+    fmapDecay: z.number().refine((v) => Number.isFinite(v) && v >= 0 && v <= 4, {
+      error: (i) => `Expected a number from 0 to 4 for fmapDecay but received ${String(i.input)}`,
+    }).default(1),
+    fmapMax: positiveInt('fmapMax', 8192).optional(),
+    channels: z.union([z.literal(1), z.literal(3)], {
+      error: (i) => `Expected 1 or 3 for channels but received ${String(i.input)}`,
+    }).default(3),
+    labelSize: z.number().refine((v) => Number.isInteger(v) && v >= 0 && v <= 4096, {
+      error: (i) => `Expected an integer from 0 to 4096 for labelSize but received ${String(i.input)}`,
+    }).default(0),
+    outputActivation: z.enum(['linear', 'tanh']).default('linear'),
+    minibatchStddevGroup: z.number().refine((v) => Number.isInteger(v) && v >= 0 && v <= 64, {
+      error: (i) => `Expected an integer from 0 to 64 for minibatchStddevGroup (0 or 1 disables it) but received ${String(i.input)}`,
+    }).default(4),
+    normalizeLatents: z.boolean().default(true),
+    pixelNormEpsilon: z.number().positive().default(1e-8),
+  })
+  .strict();
+
+export type NetworkOptionsInput = z.input<typeof networkOptionsSchema>;
+
+/** Every field resolved: what C++ receives and what checkpoints record. */
+export interface NetworkConfig {
+  preset: PresetName;
+  resolution: number;
+  latentSize: number;
+  fmapBase: number;
+  fmapDecay: number;
+  fmapMax: number;
+  channels: 1 | 3;
+  labelSize: number;
+  outputActivation: 'linear' | 'tanh';
+  minibatchStddevGroup: number;
+  normalizeLatents: boolean;
+  pixelNormEpsilon: number;
+}
+
+export function resolveNetworkOptions(input: NetworkOptionsInput = {}): NetworkConfig {
+  const o = parseOrThrow(networkOptionsSchema, input, 'network options');
+  const preset = PRESETS[o.preset];
+  return {
+    preset: o.preset,
+    resolution: o.resolution ?? preset.resolution,
+    latentSize: o.latentSize ?? preset.latentSize,
+    fmapBase: o.fmapBase ?? preset.fmapBase,
+    fmapDecay: o.fmapDecay,
+    fmapMax: o.fmapMax ?? preset.fmapMax,
+    channels: o.channels,
+    labelSize: o.labelSize,
+    outputActivation: o.outputActivation,
+    minibatchStddevGroup: o.minibatchStddevGroup,
+    normalizeLatents: o.normalizeLatents,
+    pixelNormEpsilon: o.pixelNormEpsilon,
+  };
+}
+
+/** The official nf(): feature maps at a network stage. */
+export function featureMaps(config: Pick<NetworkConfig, 'fmapBase' | 'fmapDecay' | 'fmapMax'>, stage: number): number {
+  return Math.min(Math.floor(config.fmapBase / 2 ** (stage * config.fmapDecay)), config.fmapMax);
+}
+
+/** Resolutions from 4 up to the final one. */
+export function resolutionsUpTo(resolution: number): number[] {
+  const out: number[] = [];
+  for (let r = 4; r <= resolution; r *= 2) out.push(r);
+  return out;
+}
+
+/** zod's parse with one readable message: every problem on its own line, naming the field. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const where = issue.path.length ? issue.path.join('.') : what;
+    if (issue.code === 'unrecognized_keys') return `Unknown ${what} option(s): ${issue.keys.join(', ')}`;
+    return issue.message.startsWith('Expected') ? issue.message : `${where}: ${issue.message}`;
+  });
+  throw new TypeError(`Invalid ${what}:\n  ${lines.join('\n  ')}`);
+}

@@ -1,0 +1,61 @@
+// Module entry: the native API that lib/native.ts loads. Every export converts C++ exceptions
+// to JS Errors (binding/js_interop.h).
+#include <napi.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/Context.h>
+
+#include "binding/js_interop.h"
+#include "binding/networks_wrap.h"
+
+namespace progan::binding {
+
+namespace {
+
+// Read by the loader (lib/native.ts) from the file itself, before loading, to refuse a libtorch
+// whose version differs from the one this binary was compiled against (C++ ABI).
+[[gnu::used]] const char kBuildTag[] = "progan-torch-version:" PROGAN_TORCH_VERSION ";";
+
+Napi::Value Versions(const Napi::CallbackInfo& info) {
+  auto out = Napi::Object::New(info.Env());
+  out.Set("torch", PROGAN_TORCH_VERSION);
+  out.Set("threads", Napi::Number::New(info.Env(), at::get_num_threads()));
+  out.Set("parallel", at::get_parallel_info());
+  return out;
+}
+
+Napi::Value Randn(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto shapeArray = info[0].As<Napi::Array>();
+    std::vector<int64_t> shape;
+    for (uint32_t i = 0; i < shapeArray.Length(); ++i) shape.push_back(shapeArray.Get(i).As<Napi::Number>().Int64Value());
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(uint64_t(info[1].As<Napi::Number>().Int64Value()));
+    const auto dtype = info[2].IsString() && info[2].As<Napi::String>().Utf8Value() == "float64" ? at::kDouble : at::kFloat;
+    return toJs(info.Env(), at::randn(shape, gen, at::TensorOptions().dtype(dtype)));
+  });
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    at::set_num_threads(int(info[0].As<Napi::Number>().Int32Value()));
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // NNPACK prints a warning on some CPUs and is never faster than oneDNN for these shapes.
+  at::globalContext().setUserEnabledNNPACK(false);
+  exports.Set("versions", Napi::Function::New(env, Versions));
+  exports.Set("randn", Napi::Function::New(env, Randn));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("Networks", NetworksWrap::Define(env));
+  return exports;
+}
+
+}  // namespace progan::binding
+
+static Napi::Object InitProgan(Napi::Env env, Napi::Object exports) { return progan::binding::Init(env, exports); }
+NODE_API_MODULE(progan, InitProgan)

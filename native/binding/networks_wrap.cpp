@@ -1,0 +1,144 @@
+// JS handle on a generator/discriminator pair built from one NetworkConfig.
+#include "binding/networks_wrap.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+#include <torch/utils.h>
+
+#include "networks/named_parameters.h"
+
+namespace progan::binding {
+
+namespace {
+
+Napi::Array namedToJs(Napi::Env env, const NamedTensors& named) {
+  auto out = Napi::Array::New(env, named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, named[i].first);
+    pair.Set(1u, toJs(env, named[i].second));
+    out.Set(uint32_t(i), pair);
+  }
+  return out;
+}
+
+}  // namespace
+
+NamedTensors namedFromJs(const Napi::Value& value, const std::string& what) {
+  if (!value.IsArray()) throw std::invalid_argument("Expected an array of [name, Tensor] pairs for " + what);
+  auto arr = value.As<Napi::Array>();
+  NamedTensors out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    auto pair = arr.Get(i).As<Napi::Array>();
+    const auto name = pair.Get(0u).As<Napi::String>().Utf8Value();
+    out.emplace_back(name, toTorch(pair.Get(1u), name));
+  }
+  return out;
+}
+
+Napi::Function NetworksWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Networks",
+                     {
+                         InstanceMethod("forward", &NetworksWrap::Forward),
+                         InstanceMethod("forwardBackward", &NetworksWrap::ForwardBackward),
+                         InstanceMethod("parameters", &NetworksWrap::Parameters),
+                         InstanceMethod("setParameters", &NetworksWrap::SetParameters),
+                         InstanceMethod("parameterCount", &NetworksWrap::ParameterCount),
+                         InstanceMethod("setDtype", &NetworksWrap::SetDtype),
+                     });
+}
+
+NetworksWrap::NetworksWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetworksWrap>(info) {
+  try {
+    const auto config = networkConfigFrom(info[0].As<Napi::Object>());
+    torch::manual_seed(uint64_t(info[1].As<Napi::Number>().Int64Value()));
+    generator_ = Generator(config);
+    discriminator_ = Discriminator(config);
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+torch::nn::Module& NetworksWrap::module(const Napi::Value& which) {
+  const auto name = which.IsString() ? which.As<Napi::String>().Utf8Value() : "";
+  if (name == "generator") return *generator_;
+  if (name == "discriminator") return *discriminator_;
+  throw std::invalid_argument("Expected 'generator' or 'discriminator' but received '" + name + "'");
+}
+
+at::Tensor NetworksWrap::run(const Napi::CallbackInfo& info, const at::Tensor& input) {
+  const auto which = info[0].As<Napi::String>().Utf8Value();
+  const int64_t resolution = info[2].As<Napi::Number>().Int64Value();
+  const double alpha = info[3].As<Napi::Number>().DoubleValue();
+  const auto type = generator_->parameters().front().scalar_type();
+  TORCH_CHECK(input.scalar_type() == type, "Expected a ", c10::toString(type), " input but received ",
+              c10::toString(input.scalar_type()), "; convert it or call setDtype()");
+  if (which == "generator") {
+    const auto labels = optionalTensor(info[4], "labels");
+    return generator_->forward(input, labels.defined() ? labels.to(type) : labels, resolution, alpha);
+  }
+  module(info[0]);  // validates the name
+  return discriminator_->forward(input, resolution, alpha);
+}
+
+Napi::Value NetworksWrap::Forward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    torch::NoGradGuard noGrad;
+    return toJs(info.Env(), run(info, toTorch(info[1], "input")));
+  });
+}
+
+Napi::Value NetworksWrap::ForwardBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto& net = module(info[0]);
+    auto input = toTorch(info[1], "input").requires_grad_(true);
+    const auto gradOutput = toTorch(info[5], "gradOutput");
+    net.zero_grad();
+    auto output = run(info, input);
+    TORCH_CHECK(gradOutput.sizes() == output.sizes(), "Expected gradOutput of shape ", output.sizes(),
+                " but received ", gradOutput.sizes());
+    output.backward(gradOutput.to(output.scalar_type()));
+    NamedTensors grads;
+    for (const auto& p : net.named_parameters())
+      grads.emplace_back(p.key(), p.value().grad().defined() ? p.value().grad() : at::zeros_like(p.value()));
+    auto out = Napi::Object::New(info.Env());
+    out.Set("output", toJs(info.Env(), output));
+    out.Set("inputGrad", toJs(info.Env(), input.grad()));
+    out.Set("gradients", namedToJs(info.Env(), grads));
+    net.zero_grad();
+    return out;
+  });
+}
+
+Napi::Value NetworksWrap::Parameters(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return namedToJs(info.Env(), namedParameters(module(info[0]))); });
+}
+
+Napi::Value NetworksWrap::SetParameters(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto& net = module(info[0]);
+    assignParameters(net, namedFromJs(info[1], "parameters"));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NetworksWrap::ParameterCount(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), double(parameterCount(module(info[0]))));
+  });
+}
+
+Napi::Value NetworksWrap::SetDtype(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const auto name = info[0].As<Napi::String>().Utf8Value();
+    TORCH_CHECK(name == "float32" || name == "float64", "Expected dtype float32 or float64 but received ", name);
+    const auto type = name == "float64" ? at::kDouble : at::kFloat;
+    generator_->to(type);
+    discriminator_->to(type);
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace progan::binding

@@ -1,0 +1,68 @@
+#include "networks/discriminator.h"
+
+#include <ATen/ATen.h>
+
+#include "layers/minibatch_stddev.h"
+
+namespace progan {
+
+namespace {
+at::Tensor lrelu(const at::Tensor& x) { return at::leaky_relu(x, 0.2); }
+std::string resName(int64_t log2Res) {
+  const auto r = std::to_string(int64_t(1) << log2Res);
+  return r + "x" + r;
+}
+bool useStddev(const NetworkConfig& c) { return c.minibatchStddevGroup > 1; }
+}  // namespace
+
+DiscriminatorImpl::DiscriminatorImpl(const NetworkConfig& config) : config_(config) {
+  const int64_t top = config.resolutionLog2();
+  fromRgb_.resize(top + 1, nullptr);
+  conv0_.resize(top + 1, nullptr);
+  conv1_.resize(top + 1, nullptr);
+  for (int64_t r = 2; r <= top; ++r)
+    fromRgb_[r] = register_module("fromrgb_" + resName(r), EqualizedConv2d(config.channels, config.nf(r - 1), 1));
+  for (int64_t r = top; r >= 3; --r) {
+    conv0_[r] = register_module("b" + resName(r) + "_conv0", EqualizedConv2d(config.nf(r - 1), config.nf(r - 1), 3));
+    conv1_[r] = register_module("b" + resName(r) + "_conv1_down", EqualizedConv2d(config.nf(r - 1), config.nf(r - 2), 3));
+  }
+  const int64_t extra = useStddev(config) ? 1 : 0;
+  conv1_[2] = register_module("b4x4_conv", EqualizedConv2d(config.nf(1) + extra, config.nf(1), 3));
+  dense0_ = register_module("b4x4_dense0", EqualizedLinear(config.nf(1) * 16, config.nf(0)));
+  dense1_ = register_module("b4x4_dense1", EqualizedLinear(config.nf(0), 1 + config.labelSize, 1.0));
+}
+
+torch::Tensor DiscriminatorImpl::fromRgb(const torch::Tensor& x, int64_t r) { return lrelu(fromRgb_[r]->forward(x)); }
+
+torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r) {
+  if (r == 2) {
+    auto y = useStddev(config_) ? minibatchStddev(x, config_.minibatchStddevGroup) : x;
+    y = lrelu(conv1_[2]->forward(y));
+    y = lrelu(dense0_->forward(y.flatten(1)));
+    return dense1_->forward(y);
+  }
+  auto y = lrelu(conv0_[r]->forward(x));
+  y = lrelu(conv1_[r]->forward(y));
+  return at::avg_pool2d(y, 2);
+}
+
+torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, double alpha) {
+  TORCH_CHECK(NetworkConfig::isPowerOfTwo(resolution) && resolution <= config_.resolution,
+              "Expected a resolution that is a power of two from 4 to ", config_.resolution, " but received ",
+              resolution);
+  TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0, "Expected alpha in [0, 1] but received ", alpha);
+  TORCH_CHECK(images.dim() == 4 && images.size(1) == config_.channels && images.size(2) == resolution &&
+                  images.size(3) == resolution,
+              "Expected images of shape [N, ", config_.channels, ", ", resolution, ", ", resolution,
+              "] but received ", images.sizes());
+  const int64_t top = NetworkConfig::log2Of(resolution);
+  auto x = block(fromRgb(images, top), top);
+  if (top > 2 && alpha < 1.0) {
+    // Fade-in: the old fromRGB on the 2×2-averaged image, blended with the new block's output.
+    x = at::lerp(fromRgb(at::avg_pool2d(images, 2), top - 1), x, alpha);
+  }
+  for (int64_t r = top - 1; r >= 2; --r) x = block(x, r);
+  return x;
+}
+
+}  // namespace progan

@@ -1,0 +1,39 @@
+// The architecture knobs of PAPER.md, resolved and validated in TypeScript (lib/options.ts),
+// trusted here.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace progan {
+
+struct NetworkConfig {
+  int64_t resolution = 1024;        // final resolution, a power of two in [4, 1024]
+  int64_t latentSize = 512;
+  int64_t fmapBase = 8192;
+  double fmapDecay = 1.0;
+  int64_t fmapMax = 512;
+  int64_t channels = 3;
+  int64_t labelSize = 0;            // 0: unconditional
+  bool tanhOutput = false;          // official default: linear
+  int64_t minibatchStddevGroup = 4; // 0 or 1 disables the layer
+  bool normalizeLatents = true;
+  double pixelNormEpsilon = 1e-8;
+
+  // Feature maps at a network stage (official nf()).
+  int64_t nf(int64_t stage) const {
+    const double v = std::floor(double(fmapBase) / std::pow(2.0, double(stage) * fmapDecay));
+    return std::min<int64_t>(int64_t(v), fmapMax);
+  }
+  int64_t resolutionLog2() const { return log2Of(resolution); }
+
+  static int64_t log2Of(int64_t r) {
+    int64_t l = 0;
+    while ((int64_t(1) << l) < r) ++l;
+    return l;
+  }
+  static bool isPowerOfTwo(int64_t r) { return r >= 4 && (r & (r - 1)) == 0; }
+};
+
+}  // namespace progan
