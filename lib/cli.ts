@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describeArchitecture } from './architecture';
+import { registerPrepareCommand } from './dataset/command';
 import { packageRoot } from './native';
 import { PRESETS, type PresetName } from './options';
 
@@ -82,43 +83,21 @@ function registerSetup(program: Command): void {
     });
 }
 
-type Registrar = (program: Command) => void;
-const extraCommands: Registrar[] = [];
-
-/** Lets feature modules add their commands (prepare, train, …) without this file knowing them. */
-export function addCommand(register: Registrar): void {
-  extraCommands.push(register);
-}
-
 export function buildProgram(): Command {
   const program = new Command('progan')
     .description('Progressive Growing of GANs (Karras et al., ICLR 2018) on libtorch')
     .showHelpAfterError();
   registerSetup(program);
   registerInfo(program);
-  for (const register of extraCommands) register(program);
+  registerPrepareCommand(program);
   return program;
 }
 
 export function main(argv: string[]): void {
-  loadCommands();
   buildProgram()
     .parseAsync(argv)
     .catch((e: Error) => {
       console.error(`progan: ${e.message}`);
       process.exitCode = 1;
     });
-}
-
-function loadCommands(): void {
-  // Commands that live with their feature; each registers itself through addCommand().
-  for (const mod of ['./dataset/command']) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const m = require(mod) as { registerPrepareCommand?: Registrar };
-      if (m.registerPrepareCommand) addCommand(m.registerPrepareCommand);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
-    }
-  }
 }

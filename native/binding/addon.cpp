@@ -8,6 +8,8 @@
 
 #include "binding/js_interop.h"
 #include "binding/networks_wrap.h"
+#include "binding/trainer_wrap.h"
+#include "train/schedule.h"
 
 namespace progan::binding {
 
@@ -36,6 +38,13 @@ Napi::Value Randn(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value ScheduleAt(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const auto config = scheduleConfigFrom(info[0].As<Napi::Object>());
+    return schedulePointToJs(info.Env(), scheduleAt(config, info[1].As<Napi::Number>().DoubleValue()));
+  });
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     at::set_num_threads(int(info[0].As<Napi::Number>().Int32Value()));
@@ -51,7 +60,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("versions", Napi::Function::New(env, Versions));
   exports.Set("randn", Napi::Function::New(env, Randn));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("scheduleAt", Napi::Function::New(env, ScheduleAt));
   exports.Set("Networks", NetworksWrap::Define(env));
+  exports.Set("Trainer", TrainerWrap::Define(env));
   return exports;
 }
 

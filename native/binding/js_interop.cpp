@@ -90,6 +90,31 @@ Napi::Object toJs(Napi::Env env, const at::Tensor& tensor) {
   return out;
 }
 
+Napi::Array namedToJs(Napi::Env env, const NamedTensors& named) {
+  auto out = Napi::Array::New(env, named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, named[i].first);
+    pair.Set(1u, toJs(env, named[i].second));
+    out.Set(uint32_t(i), pair);
+  }
+  return out;
+}
+
+NamedTensors namedFromJs(const Napi::Value& value, const std::string& what) {
+  if (!value.IsArray()) throw std::invalid_argument("Expected an array of [name, Tensor] pairs for " + what);
+  auto arr = value.As<Napi::Array>();
+  NamedTensors out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const auto item = arr.Get(i);
+    if (!item.IsArray()) throw std::invalid_argument("Expected [name, Tensor] pairs for " + what);
+    auto pair = item.As<Napi::Array>();
+    const auto name = pair.Get(0u).ToString().Utf8Value();
+    out.emplace_back(name, toTorch(pair.Get(1u), name));
+  }
+  return out;
+}
+
 double numberField(const Napi::Object& o, const char* key) {
   const auto v = o.Get(key);
   if (!v.IsNumber()) throw std::invalid_argument(std::string("Expected a number for ") + key);

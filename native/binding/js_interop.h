@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "networks/named_parameters.h"
 #include "networks/network_config.h"
 
 namespace progan::binding {
@@ -14,6 +15,10 @@ at::Tensor toTorch(const Napi::Value& value, const std::string& name);
 Napi::Object toJs(Napi::Env env, const at::Tensor& tensor);
 // undefined or null → an undefined tensor
 at::Tensor optionalTensor(const Napi::Value& value, const std::string& name);
+
+// [[name, Tensor], ...] in both directions (parameters, gradients, checkpoint state).
+Napi::Array namedToJs(Napi::Env env, const NamedTensors& named);
+NamedTensors namedFromJs(const Napi::Value& value, const std::string& what);
 
 NetworkConfig networkConfigFrom(const Napi::Object& options);
 

@@ -9,33 +9,6 @@
 
 namespace progan::binding {
 
-namespace {
-
-Napi::Array namedToJs(Napi::Env env, const NamedTensors& named) {
-  auto out = Napi::Array::New(env, named.size());
-  for (size_t i = 0; i < named.size(); ++i) {
-    auto pair = Napi::Array::New(env, 2);
-    pair.Set(0u, named[i].first);
-    pair.Set(1u, toJs(env, named[i].second));
-    out.Set(uint32_t(i), pair);
-  }
-  return out;
-}
-
-}  // namespace
-
-NamedTensors namedFromJs(const Napi::Value& value, const std::string& what) {
-  if (!value.IsArray()) throw std::invalid_argument("Expected an array of [name, Tensor] pairs for " + what);
-  auto arr = value.As<Napi::Array>();
-  NamedTensors out;
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    auto pair = arr.Get(i).As<Napi::Array>();
-    const auto name = pair.Get(0u).As<Napi::String>().Utf8Value();
-    out.emplace_back(name, toTorch(pair.Get(1u), name));
-  }
-  return out;
-}
-
 Napi::Function NetworksWrap::Define(Napi::Env env) {
   return DefineClass(env, "Networks",
                      {

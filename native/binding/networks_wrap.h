@@ -8,8 +8,6 @@
 
 namespace progan::binding {
 
-NamedTensors namedFromJs(const Napi::Value& value, const std::string& what);
-
 class NetworksWrap : public Napi::ObjectWrap<NetworksWrap> {
  public:
   static Napi::Function Define(Napi::Env env);

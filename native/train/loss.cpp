@@ -1,0 +1,55 @@
+#include "train/loss.h"
+
+#include <ATen/ATen.h>
+
+#include "ops/gradient_penalty.h"
+
+namespace progan {
+
+namespace {
+at::Tensor labelCrossEntropy(const at::Tensor& out, const at::Tensor& labels) {
+  return at::cross_entropy_loss(out.slice(1, 1), labels, {}, at::Reduction::None);
+}
+}  // namespace
+
+DiscriminatorTerms discriminatorLoss(Discriminator& d, const at::Tensor& reals, const at::Tensor& fakes,
+                                     const at::Tensor& realLabels, const at::Tensor& u, int64_t resolution,
+                                     double alpha, const LossConfig& config, double gpNormDivisor) {
+  const auto realOut = d->forward(reals, resolution, alpha);
+  const auto fakeOut = d->forward(fakes, resolution, alpha);
+  const auto realScores = realOut.select(1, 0), fakeScores = fakeOut.select(1, 0);
+  auto gp = gradientPenalty([&](const at::Tensor& x) { return d->forward(x, resolution, alpha).select(1, 0); }, reals,
+                            fakes, u, config.lambda, config.gamma, gpNormDivisor);
+  DiscriminatorTerms t;
+  t.wasserstein = (fakeScores - realScores).mean();
+  t.gradientPenalty = gp.penalty.mean();
+  t.drift = realScores.square().mean() * config.drift;
+  auto perSample = fakeScores - realScores + gp.penalty + realScores.square() * config.drift;
+  if (realLabels.defined()) {
+    const auto ce = labelCrossEntropy(realOut, realLabels) + labelCrossEntropy(fakeOut, realLabels);
+    perSample = perSample + ce * config.conditionWeight;
+    t.labelLoss = ce.mean();
+  } else {
+    t.labelLoss = at::zeros({}, reals.options());
+  }
+  t.loss = perSample.mean();
+  return t;
+}
+
+GeneratorTerms generatorLoss(Discriminator& d, const at::Tensor& fakes, const at::Tensor& fakeLabels,
+                             int64_t resolution, double alpha, const LossConfig& config) {
+  const auto out = d->forward(fakes, resolution, alpha);
+  auto perSample = -out.select(1, 0);
+  GeneratorTerms t;
+  if (fakeLabels.defined()) {
+    const auto ce = labelCrossEntropy(out, fakeLabels);
+    perSample = perSample + ce * config.conditionWeight;
+    t.labelLoss = ce.mean();
+  } else {
+    t.labelLoss = at::zeros({}, fakes.options());
+  }
+  t.loss = perSample.mean();
+  return t;
+}
+
+}  // namespace progan

@@ -1,0 +1,266 @@
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+#include <torch/utils.h>
+
+#include <cmath>
+
+namespace progan {
+
+namespace {
+
+std::vector<at::Tensor> parameterList(torch::nn::Module& m) { return m.parameters(); }
+
+void copyParameters(torch::nn::Module& from, torch::nn::Module& to) {
+  at::NoGradGuard noGrad;
+  auto src = from.parameters();
+  auto dst = to.parameters();
+  for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+}
+
+void setRequiresGrad(const std::vector<at::Tensor>& params, bool on) {
+  for (const auto& p : params) p.requires_grad_(on);
+}
+
+void zeroGrads(const std::vector<at::Tensor>& params) {
+  for (const auto& p : params)
+    if (p.grad().defined()) p.mutable_grad().zero_();
+}
+
+NamedTensors cloneGrads(torch::nn::Module& m) {
+  NamedTensors out;
+  for (const auto& p : m.named_parameters())
+    out.emplace_back(p.key(), p.value().grad().defined() ? p.value().grad().clone() : at::zeros_like(p.value()));
+  return out;
+}
+
+}  // namespace
+
+Trainer::Trainer(const TrainingConfig& config)
+    : config_(config), rng_(at::make_generator<at::CPUGeneratorImpl>(config.seed)) {
+  if (config.threads > 0) at::set_num_threads(int(config.threads));
+  torch::manual_seed(config.seed);  // the networks' initial weights
+  g_ = Generator(config.network);
+  d_ = Discriminator(config.network);
+  gEma_ = Generator(config.network);
+  copyParameters(*g_, *gEma_);
+  for (auto& p : gEma_->parameters()) p.requires_grad_(false);
+  gParams_ = parameterList(*g_);
+  dParams_ = parameterList(*d_);
+  gEmaParams_ = parameterList(*gEma_);
+  adamG_ = std::make_unique<Adam>(gParams_, config.adam);
+  adamD_ = std::make_unique<Adam>(dParams_, config.adam);
+  if (!config.dataset.path.empty()) {
+    dataset_ = std::make_unique<DatasetFile>(config.dataset);
+    sampler_ = std::make_unique<Sampler>(config.dataset.count, config.seed ^ 0x9E3779B97F4A7C15ull);
+  }
+}
+
+double Trainer::emaBeta(int64_t minibatch) const {
+  const auto& e = config_.ema;
+  if (e.halfLifeKimg <= 0) return e.beta;
+  double halfLifeImages = e.halfLifeKimg * 1000.0;
+  if (e.rampup > 0) halfLifeImages = std::min(halfLifeImages, double(imagesShown) * e.rampup);
+  return std::pow(0.5, double(minibatch) / std::max(halfLifeImages, 1e-8));
+}
+
+at::Tensor Trainer::oneHot(const at::Tensor& labels) const {
+  if (!labels.defined()) return {};
+  return at::one_hot(labels, config_.network.labelSize).to(gParams_.front().scalar_type());
+}
+
+bool Trainer::gradientsFinite(const std::vector<at::Tensor>& params) const {
+  std::vector<at::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return true;
+  // One reduction and one sync: a NaN or Inf anywhere makes the summed norms non-finite.
+  return at::stack(at::_foreach_norm(grads)).sum().isfinite().item<bool>();
+}
+
+StepStats Trainer::trainStep(const SchedulePoint& point) {
+  TORCH_CHECK(dataset_, "This trainer has no dataset: create it with one to train");
+  const int64_t n = point.minibatch;
+  const auto indices = sampler_->next(n);
+  StepInputs in;
+  const auto type = gParams_.front().scalar_type();
+  in.reals = dataset_->images(indices, point.resolution).to(type).mul_(2.0 / 255.0).sub_(1.0);
+  if (config_.mirror) {
+    const auto flip = at::rand({n, 1, 1, 1}, rng_, at::TensorOptions().dtype(type)) < 0.5;
+    in.reals = at::where(flip, in.reals.flip({3}), in.reals);
+  }
+  const auto opts = at::TensorOptions().dtype(type);
+  in.latentsD = at::randn({n, config_.network.latentSize}, rng_, opts);
+  in.u = at::rand({n, 1, 1, 1}, rng_, opts);
+  in.latentsG = at::randn({n, config_.network.latentSize}, rng_, opts);
+  if (config_.network.labelSize > 0) {
+    in.realLabels = dataset_->labels(indices);
+    // G's labels follow the dataset's label distribution (official get_random_labels_tf).
+    in.fakeLabels = dataset_->labels(at::randint(dataset_->count(), {n}, rng_, at::TensorOptions().dtype(at::kLong)));
+  }
+  return step(point, in);
+}
+
+StepStats Trainer::step(const SchedulePoint& point, const StepInputs& in, StepGradients* capture) {
+  const int64_t res = point.resolution;
+  const double alpha = point.alpha;
+  const int64_t n = in.reals.size(0);
+  if (std::floor(point.lod) != std::floor(lastLod) || std::ceil(point.lod) != std::ceil(lastLod)) {
+    adamG_->reset();
+    adamD_->reset();
+  }
+  lastLod = point.lod;
+
+  // Reals fade between levels exactly as the networks do (official process_reals, FadeLOD).
+  auto reals = in.reals;
+  if (alpha < 1.0 && res > 4) {
+    reals = at::lerp(at::upsample_nearest2d(at::avg_pool2d(reals, 2), {res, res}), reals, alpha);
+  }
+  const double gpDivisor = config_.loss.officialGpScale ? double(config_.network.resolution) / double(res) : 1.0;
+  StepStats stats;
+
+  // D step: fakes carry no graph; only D's parameters get gradients.
+  at::Tensor fakes;
+  {
+    at::NoGradGuard noGrad;
+    fakes = g_->forward(in.latentsD, oneHot(in.realLabels), res, alpha);
+  }
+  zeroGrads(dParams_);
+  auto dTerms = discriminatorLoss(d_, reals, fakes, in.realLabels, in.u, res, alpha, config_.loss, gpDivisor);
+  dTerms.loss.backward();
+  if (capture) capture->discriminator = cloneGrads(*d_);
+  if (gradientsFinite(dParams_)) {
+    adamD_->step(point.learningRate);
+  } else {
+    stats.dSkipped = true;
+    ++skippedD;
+  }
+
+  // G step: D's weights are constants here, so no D weight gradients are computed.
+  setRequiresGrad(dParams_, false);
+  zeroGrads(gParams_);
+  GeneratorTerms gTerms;
+  try {
+    const auto gFakes = g_->forward(in.latentsG, oneHot(in.fakeLabels), res, alpha);
+    gTerms = generatorLoss(d_, gFakes, in.fakeLabels, res, alpha, config_.loss);
+    gTerms.loss.backward();
+  } catch (...) {
+    setRequiresGrad(dParams_, true);
+    throw;
+  }
+  setRequiresGrad(dParams_, true);
+  if (capture) capture->generator = cloneGrads(*g_);
+  if (gradientsFinite(gParams_)) {
+    adamG_->step(point.learningRate);
+  } else {
+    stats.gSkipped = true;
+    ++skippedG;
+  }
+
+  {
+    at::NoGradGuard noGrad;
+    at::_foreach_lerp_(gEmaParams_, gParams_, 1.0 - emaBeta(n));
+  }
+  imagesShown += n;
+  ++steps;
+  stats.dLoss = dTerms.loss.item<double>();
+  stats.gLoss = gTerms.loss.item<double>();
+  stats.gradientPenalty = dTerms.gradientPenalty.item<double>();
+  stats.drift = dTerms.drift.item<double>();
+  stats.wasserstein = dTerms.wasserstein.item<double>();
+  stats.labelLoss = dTerms.labelLoss.item<double>() + gTerms.labelLoss.item<double>();
+  return stats;
+}
+
+at::Tensor Trainer::sample(const at::Tensor& latents, const at::Tensor& labels, int64_t resolution, double alpha,
+                           bool ema) {
+  at::NoGradGuard noGrad;
+  auto& net = ema ? gEma_ : g_;
+  const auto l = labels.defined() ? labels.to(gParams_.front().scalar_type()) : labels;
+  return net->forward(latents.to(gParams_.front().scalar_type()), l, resolution, alpha);
+}
+
+std::pair<NamedTensors, std::map<std::string, double>> Trainer::exportState() const {
+  NamedTensors t;
+  auto add = [&](const std::string& prefix, const torch::nn::Module& m) {
+    for (auto& [k, v] : namedParameters(m, prefix)) t.emplace_back(k, v.detach());
+  };
+  add("G.", *g_);
+  add("D.", *d_);
+  add("G_ema.", *gEma_);
+  auto addAdam = [&](const std::string& prefix, Adam& adam, const torch::nn::Module& m) {
+    const auto names = namedParameters(m);
+    for (size_t i = 0; i < names.size(); ++i) {
+      t.emplace_back(prefix + "m." + names[i].first, adam.firstMoments()[i]);
+      t.emplace_back(prefix + "v." + names[i].first, adam.secondMoments()[i]);
+    }
+  };
+  addAdam("adam_G.", *adamG_, *g_);
+  addAdam("adam_D.", *adamD_, *d_);
+  t.emplace_back("rng.train", rng_.get_state());
+  std::map<std::string, double> s{
+      {"imagesShown", double(imagesShown)}, {"steps", double(steps)},
+      {"skippedD", double(skippedD)},       {"skippedG", double(skippedG)},
+      {"lastLod", lastLod},                 {"adamG.steps", double(adamG_->steps())},
+      {"adamD.steps", double(adamD_->steps())}, {"phase.resolution", double(phase.resolution)},
+      {"phase.fade", phase.fade ? 1.0 : 0.0}, {"phase.images", double(phase.images)},
+      {"phase.done", double(phase.done)},
+  };
+  if (sampler_) {
+    t.emplace_back("rng.sampler", sampler_->generator().get_state());
+    t.emplace_back("sampler.permutation", sampler_->permutation());
+    s["sampler.position"] = double(sampler_->position);
+    s["sampler.epoch"] = double(sampler_->epoch);
+  }
+  return {t, s};
+}
+
+void Trainer::importState(const NamedTensors& tensors, const std::map<std::string, double>& s) {
+  auto find = [&](const std::string& name) -> const at::Tensor& {
+    for (const auto& [k, v] : tensors)
+      if (k == name) return v;
+    TORCH_CHECK(false, "The checkpoint lacks '", name, "'");
+  };
+  auto scalar = [&](const std::string& name) {
+    const auto it = s.find(name);
+    TORCH_CHECK(it != s.end(), "The checkpoint lacks the value '", name, "'");
+    return it->second;
+  };
+  assignParameters(*g_, tensors, "G.");
+  assignParameters(*d_, tensors, "D.");
+  assignParameters(*gEma_, tensors, "G_ema.");
+  auto loadAdam = [&](const std::string& prefix, Adam& adam, const torch::nn::Module& m) {
+    at::NoGradGuard noGrad;
+    const auto names = namedParameters(m);
+    for (size_t i = 0; i < names.size(); ++i) {
+      adam.firstMoments()[i].copy_(find(prefix + "m." + names[i].first));
+      adam.secondMoments()[i].copy_(find(prefix + "v." + names[i].first));
+    }
+  };
+  loadAdam("adam_G.", *adamG_, *g_);
+  loadAdam("adam_D.", *adamD_, *d_);
+  adamG_->setSteps(int64_t(scalar("adamG.steps")));
+  adamD_->setSteps(int64_t(scalar("adamD.steps")));
+  rng_.set_state(find("rng.train"));
+  imagesShown = int64_t(scalar("imagesShown"));
+  steps = int64_t(scalar("steps"));
+  skippedD = int64_t(scalar("skippedD"));
+  skippedG = int64_t(scalar("skippedG"));
+  lastLod = scalar("lastLod");
+  phase = {int64_t(scalar("phase.resolution")), scalar("phase.fade") != 0.0, int64_t(scalar("phase.images")),
+           int64_t(scalar("phase.done"))};
+  if (sampler_) {
+    sampler_->generator().set_state(find("rng.sampler"));
+    const auto& perm = find("sampler.permutation");
+    TORCH_CHECK(perm.numel() == dataset_->count(), "The checkpoint's sampler covers ", perm.numel(),
+                " images but the dataset holds ", dataset_->count(), ": resume with the dataset it was trained on");
+    sampler_->permutation() = perm.clone();
+    sampler_->position = int64_t(scalar("sampler.position"));
+    sampler_->epoch = int64_t(scalar("sampler.epoch"));
+  }
+}
+
+}  // namespace progan

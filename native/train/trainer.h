@@ -1,0 +1,93 @@
+// One ProGAN training run: G, D, the EMA generator G_ema, an Adam per network, the run's RNG and
+// the dataset sampler. A step (trainStep) is one D update then one G update (official
+// D_repeats 1), at the native resolution of the schedule point.
+#pragma once
+#include <ATen/core/Generator.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "data/dataset.h"
+#include "networks/discriminator.h"
+#include "networks/generator.h"
+#include "networks/named_parameters.h"
+#include "train/adam.h"
+#include "train/loss.h"
+#include "train/training_config.h"
+
+namespace progan {
+
+struct StepInputs {
+  at::Tensor reals;       // float [N, C, r, r] in [−1, 1] at the point's resolution, before the real fade
+  at::Tensor realLabels;  // int64 [N] or undefined
+  at::Tensor latentsD;    // [N, latent] for the fakes of the D step
+  at::Tensor u;           // [N, 1, 1, 1] gradient-penalty mixing weights
+  at::Tensor latentsG;    // [N, latent] for the G step
+  at::Tensor fakeLabels;  // int64 [N] labels for the G step, or undefined
+};
+
+struct StepStats {
+  double dLoss = 0, gLoss = 0, gradientPenalty = 0, drift = 0, wasserstein = 0, labelLoss = 0;
+  bool dSkipped = false, gSkipped = false;
+};
+
+struct StepGradients {
+  NamedTensors discriminator, generator;
+};
+
+// Where a trainPhase() run stands, so a resumed run can continue the phase it was in.
+struct PhaseProgress {
+  int64_t resolution = 0;
+  bool fade = false;
+  int64_t images = 0;
+  int64_t done = 0;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(const TrainingConfig& config);
+
+  // Draws reals, labels, latents and u from the dataset and the run's RNG, then steps.
+  StepStats trainStep(const SchedulePoint& point);
+  // One step on explicit inputs; `capture` receives both networks' gradients before the updates.
+  StepStats step(const SchedulePoint& point, const StepInputs& inputs, StepGradients* capture = nullptr);
+
+  at::Tensor sample(const at::Tensor& latents, const at::Tensor& labels, int64_t resolution, double alpha, bool ema);
+
+  // Full state for checkpoints: tensors by name and scalars.
+  std::pair<NamedTensors, std::map<std::string, double>> exportState() const;
+  void importState(const NamedTensors& tensors, const std::map<std::string, double>& scalars);
+
+  const TrainingConfig& config() const { return config_; }
+  Generator& generator() { return g_; }
+  Generator& generatorEma() { return gEma_; }
+  Discriminator& discriminator() { return d_; }
+
+  int64_t imagesShown = 0;
+  int64_t steps = 0;
+  int64_t skippedD = 0, skippedG = 0;
+  double lastLod = -1.0;  // official prev_lod: Adam resets when floor or ceil of lod changes
+  PhaseProgress phase;
+  std::atomic<bool> stopRequested{false};
+  std::mutex busy;  // held while a training loop runs; sync calls refuse instead of waiting
+
+ private:
+  double emaBeta(int64_t minibatch) const;
+  at::Tensor oneHot(const at::Tensor& labels) const;
+  bool gradientsFinite(const std::vector<at::Tensor>& params) const;
+
+  TrainingConfig config_;
+  Generator g_{nullptr}, gEma_{nullptr};
+  Discriminator d_{nullptr};
+  std::unique_ptr<Adam> adamG_, adamD_;
+  std::vector<at::Tensor> gParams_, dParams_, gEmaParams_;
+  at::Generator rng_;
+  std::unique_ptr<DatasetFile> dataset_;
+  std::unique_ptr<Sampler> sampler_;
+};
+
+}  // namespace progan
