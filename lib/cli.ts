@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describeArchitecture } from './architecture';
 import { registerPrepareCommand } from './dataset/command';
+import { registerTrainingCommands } from './train/command';
 import { packageRoot } from './native';
 import { PRESETS, type PresetName } from './options';
 
@@ -90,6 +91,7 @@ export function buildProgram(): Command {
   registerSetup(program);
   registerInfo(program);
   registerPrepareCommand(program);
+  registerTrainingCommands(program);
   return program;
 }
 

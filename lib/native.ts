@@ -18,7 +18,71 @@ export interface NativeAddon {
   randn(shape: number[], seed: number, dtype: 'float32' | 'float64'): NativeTensor;
   setThreads(n: number): void;
   Networks: new (config: object, seed: number) => NativeNetworks;
-  [key: string]: unknown;
+  Trainer: new (config: object) => NativeTrainer;
+  scheduleAt(config: object, imagesShown: number): object;
+}
+
+/** One tick of a training loop, as binding/trainer_wrap.cpp reports it. */
+export interface NativeTick {
+  imagesShown: number;
+  steps: number;
+  tickSteps: number;
+  resolution: number;
+  minibatch: number;
+  alpha: number;
+  lod: number;
+  learningRate: number;
+  phase: 'stable' | 'fade';
+  dLoss: number;
+  gLoss: number;
+  gradientPenalty: number;
+  drift: number;
+  wasserstein: number;
+  labelLoss: number;
+  imagesPerSecond: number;
+  seconds: number;
+  skippedD: number;
+  skippedG: number;
+  finished: boolean;
+  stopped: boolean;
+}
+
+export type TrainerNetworkName = 'generator' | 'generatorEma' | 'discriminator';
+
+export interface NativeStepInputs {
+  reals: NativeTensor;
+  realLabels: NativeTensor | null;
+  latentsD: NativeTensor;
+  u: NativeTensor;
+  latentsG: NativeTensor;
+  fakeLabels: NativeTensor | null;
+}
+
+export interface NativeTrainer {
+  runSchedule(untilImages: number, tickImages: number, onTick: (t: NativeTick) => void): Promise<NativeTick>;
+  runPhase(resolution: number, fade: boolean, images: number, tickImages: number, onTick: (t: NativeTick) => void): Promise<NativeTick>;
+  requestStop(): void;
+  sample(latents: NativeTensor, labels: NativeTensor | null, resolution: number, alpha: number, ema: boolean): NativeTensor;
+  exportState(): { tensors: NamedNativeTensors; scalars: Record<string, number> };
+  importState(tensors: NamedNativeTensors, scalars: Record<string, number>): void;
+  debugStep(
+    point: { resolution: number; alpha: number; learningRate: number },
+    inputs: NativeStepInputs,
+  ): {
+    stats: { dLoss: number; gLoss: number; gradientPenalty: number; drift: number; wasserstein: number; labelLoss: number; dSkipped: boolean; gSkipped: boolean };
+    discriminatorGradients: NamedNativeTensors;
+    generatorGradients: NamedNativeTensors;
+  };
+  status(): {
+    imagesShown: number;
+    steps: number;
+    skippedD: number;
+    skippedG: number;
+    lastLod: number;
+    phase: { resolution: number; phase: 'stable' | 'fade'; images: number; done: number };
+  };
+  parameters(which: TrainerNetworkName): NamedNativeTensors;
+  setParameters(which: TrainerNetworkName, values: NamedNativeTensors): void;
 }
 
 export type NetworkName = 'generator' | 'discriminator';
