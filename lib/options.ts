@@ -42,6 +42,10 @@ export const networkOptionsSchema = z
     }).default(4),
     normalizeLatents: z.boolean().default(true),
     pixelNormEpsilon: z.number().positive().default(1e-8),
+    /** Fused-scale up/down convolutions: the same function with fewer FLOPs; 'auto' fuses from 16² up. */
+    fusedScale: z.union([z.literal('auto'), z.boolean()], {
+      error: (i) => `Expected 'auto', true or false for fusedScale but received ${String(i.input)}`,
+    }).default('auto'),
   })
   .strict();
 
@@ -61,6 +65,7 @@ export interface NetworkConfig {
   minibatchStddevGroup: number;
   normalizeLatents: boolean;
   pixelNormEpsilon: number;
+  fusedScale: 'auto' | boolean;
 }
 
 export function resolveNetworkOptions(input: NetworkOptionsInput = {}): NetworkConfig {
@@ -79,6 +84,7 @@ export function resolveNetworkOptions(input: NetworkOptionsInput = {}): NetworkC
     minibatchStddevGroup: o.minibatchStddevGroup,
     normalizeLatents: o.normalizeLatents,
     pixelNormEpsilon: o.pixelNormEpsilon,
+    fusedScale: o.fusedScale,
   };
 }
 

@@ -152,6 +152,8 @@ NetworkConfig networkConfigFrom(const Napi::Object& o) {
   c.minibatchStddevGroup = integerField(o, "minibatchStddevGroup");
   c.normalizeLatents = boolField(o, "normalizeLatents");
   c.pixelNormEpsilon = numberField(o, "pixelNormEpsilon");
+  const auto fused = o.Get("fusedScale");
+  c.fusedScale = fused.IsBoolean() ? (fused.As<Napi::Boolean>().Value() ? 1 : 0) : 2;
   return c;
 }
 

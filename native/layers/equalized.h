@@ -11,7 +11,14 @@ class EqualizedConv2dImpl : public torch::nn::Module {
  public:
   EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, double gain = kSqrt2);
   torch::Tensor forward(const torch::Tensor& x);
-  // The runtime-scaled kernel; the fused-scale paths build on it.
+  // Nearest ×2 upsample then this conv (3×3). Fused: one stride-2 transposed conv whose 4×4 kernel
+  // sums the four shifted copies of the padded 3×3 kernel (official upscale2d_conv2d): the same
+  // function with 2.25× fewer multiply-adds.
+  torch::Tensor forwardUpsampled(const torch::Tensor& x, bool fused);
+  // This conv (3×3) then 2×2 average pool, bias added after the pool. Fused: one stride-2 4×4
+  // conv with the kernel built the same way ×0.25 (official conv2d_downscale2d).
+  torch::Tensor forwardDownsampled(const torch::Tensor& x, bool fused);
+  // The runtime-scaled kernel.
   torch::Tensor scaledWeight() const { return weight * scale; }
 
   torch::Tensor weight, bias;

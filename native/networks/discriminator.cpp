@@ -41,9 +41,9 @@ torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r) {
     y = lrelu(dense0_->forward(y.flatten(1)));
     return dense1_->forward(y);
   }
+  // Official D_paper (fused_scale=True by default): pool before bias and activation.
   auto y = lrelu(conv0_[r]->forward(x));
-  y = lrelu(conv1_[r]->forward(y));
-  return at::avg_pool2d(y, 2);
+  return lrelu(conv1_[r]->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r)));
 }
 
 torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, double alpha) {

@@ -38,8 +38,7 @@ torch::Tensor GeneratorImpl::block(const torch::Tensor& x, int64_t r) {
     y = pixelNorm(lrelu(y + dense_->bias.view({1, -1, 1, 1})), eps);
     return pixelNorm(lrelu(conv1_[2]->forward(y)), eps);
   }
-  auto y = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-  y = pixelNorm(lrelu(conv0_[r]->forward(y)), eps);
+  auto y = pixelNorm(lrelu(conv0_[r]->forwardUpsampled(x, config_.fuseAt(int64_t(1) << r))), eps);
   return pixelNorm(lrelu(conv1_[r]->forward(y)), eps);
 }
 

@@ -20,6 +20,12 @@ struct NetworkConfig {
   int64_t minibatchStddevGroup = 4; // 0 or 1 disables the layer
   bool normalizeLatents = true;
   double pixelNormEpsilon = 1e-8;
+  // Fused-scale convolutions (same function, fewer FLOPs): 0 never, 1 always, 2 auto.
+  int fusedScale = 2;
+
+  // 'auto' fuses where it measured faster: from 16×16 outputs (G) / inputs (D) up, on CPU and GPU
+  // (scripts/bench/fused-scale); at 8×8 the gain is within noise, so the plain path stays.
+  bool fuseAt(int64_t resolution) const { return fusedScale == 1 || (fusedScale == 2 && resolution >= 16); }
 
   // Feature maps at a network stage (official nf()).
   int64_t nf(int64_t stage) const {
