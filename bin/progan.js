@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 'use strict';
-// The compiled CLI when present; in a source checkout without `npm run build:ts`, the TypeScript
-// through tsx (a dev dependency).
+// In a source checkout (lib/ beside bin/, tsx installed) the TypeScript runs directly, so the CLI
+// never lags behind the sources; an installed package (no lib/) runs the compiled dist/.
 const fs = require('node:fs');
 const path = require('node:path');
-const compiled = path.join(__dirname, '..', 'dist', 'cli.js');
-if (fs.existsSync(compiled)) {
-  require(compiled).main(process.argv);
+const source = path.join(__dirname, '..', 'lib', 'cli.ts');
+let tsx = null;
+try {
+  tsx = require.resolve('tsx/cjs');
+} catch {}
+if (fs.existsSync(source) && tsx) {
+  require(tsx);
+  require(source).main(process.argv);
 } else {
-  require('tsx/cjs');
-  require(path.join(__dirname, '..', 'lib', 'cli.ts')).main(process.argv);
+  require(path.join(__dirname, '..', 'dist', 'cli.js')).main(process.argv);
 }

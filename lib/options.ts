@@ -46,6 +46,8 @@ export const networkOptionsSchema = z
     fusedScale: z.union([z.literal('auto'), z.boolean()], {
       error: (i) => `Expected 'auto', true or false for fusedScale but received ${String(i.input)}`,
     }).default('auto'),
+    /** Fused fade-in / gradient-penalty kernels ('auto') or their ATen references ('reference'). */
+    impl: z.enum(['auto', 'reference']).default('auto'),
   })
   .strict();
 
@@ -66,6 +68,7 @@ export interface NetworkConfig {
   normalizeLatents: boolean;
   pixelNormEpsilon: number;
   fusedScale: 'auto' | boolean;
+  impl: 'auto' | 'reference';
 }
 
 export function resolveNetworkOptions(input: NetworkOptionsInput = {}): NetworkConfig {
@@ -85,6 +88,7 @@ export function resolveNetworkOptions(input: NetworkOptionsInput = {}): NetworkC
     normalizeLatents: o.normalizeLatents,
     pixelNormEpsilon: o.pixelNormEpsilon,
     fusedScale: o.fusedScale,
+    impl: o.impl,
   };
 }
 
@@ -106,8 +110,13 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, wha
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
     const where = issue.path.length ? issue.path.join('.') : what;
-    if (issue.code === 'unrecognized_keys') return `Unknown ${what} option(s): ${issue.keys.join(', ')}`;
-    return issue.message.startsWith('Expected') ? issue.message : `${where}: ${issue.message}`;
+    if (issue.code === 'unrecognized_keys') {
+      const keys = issue.keys.map((k) => [...issue.path, k].join('.'));
+      return `Unknown option${keys.length > 1 ? 's' : ''} in ${what}: ${keys.join(', ')}`;
+    }
+    if (issue.message.startsWith('Expected')) return issue.message;
+    const received = 'input' in issue ? ` but received ${String((issue as { input?: unknown }).input)}` : '';
+    return `Invalid value for ${where}: ${issue.message}${received}`;
   });
   throw new TypeError(`Invalid ${what}:\n  ${lines.join('\n  ')}`);
 }

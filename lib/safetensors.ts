@@ -59,7 +59,12 @@ export function writeSafetensors(file: string, tensors: NamedTensors, metadata: 
     throw e;
   }
   fs.closeSync(fd);
-  fs.renameSync(temp, file);
+  try {
+    fs.renameSync(temp, file);
+  } catch (e) {
+    fs.rmSync(temp, { force: true });
+    throw e;
+  }
   const dirFd = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(dirFd);

@@ -16,17 +16,22 @@ const positiveInt = (name: string) =>
     error: (i) => `Expected a positive integer for ${name} but received ${String(i.input)}`,
   });
 /** A number for every resolution, or a table { "4": …, "8": … } with a base for the rest. */
-const perResolution = (name: string, value: z.ZodType<number>) =>
-  z.union([value, z.record(z.string().regex(/^\d+$/, `Expected resolutions as keys of ${name}`), value)]);
+const perResolution = (name: string, value: z.ZodType<number>, kind: string) =>
+  z.union([value, z.record(z.string().regex(/^\d+$/, `Expected resolutions as keys of ${name}`), value)], {
+    error: (i) => `Expected a ${kind} or a table of them by resolution for ${name} but received ${describeInput(i.input)}`,
+  });
+/** NaN and ±Infinity stay visible (JSON.stringify would print null). */
+const describeInput = (v: unknown): string =>
+  typeof v === 'object' && v !== null ? JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x)) : String(v);
 
 export const scheduleSchema = z
   .object({
     startResolution: z.number().int().min(4).optional(),
     stableKimg: finite('schedule.stableKimg', 0).optional(),
     fadeKimg: finite('schedule.fadeKimg', 0).optional(),
-    minibatch: perResolution('schedule.minibatch', positiveInt('schedule.minibatch')).optional(),
+    minibatch: perResolution('schedule.minibatch', positiveInt('schedule.minibatch'), 'positive integer').optional(),
     minibatchBase: positiveInt('schedule.minibatchBase').optional(),
-    learningRate: perResolution('schedule.learningRate', positive('schedule.learningRate')).optional(),
+    learningRate: perResolution('schedule.learningRate', positive('schedule.learningRate'), 'positive finite number').optional(),
     learningRateBase: positive('schedule.learningRateBase').optional(),
     totalKimg: positive('schedule.totalKimg').optional(),
   })

@@ -92,8 +92,15 @@ export class TrainingRun {
     if (this.trainer.state.imagesShown === 0) await this.writeSamples();
     while (this.trainer.state.imagesShown < totalImages) {
       const target = Math.min(totalImages, this.trainer.state.imagesShown + tickImages);
-      const t = await this.trainer.train({ totalImages: target, tickImages: target, signal: hooks.signal });
-      if (t.tickSteps > 0) this.record(t, hooks);
+      // The tick's report arrives as a progress event; the resolved value closes the loop.
+      const t = await this.trainer.train({
+        totalImages: target,
+        tickImages: target,
+        signal: hooks.signal,
+        onProgress: (p) => {
+          if (p.tickSteps > 0) this.record(p, hooks);
+        },
+      });
       ticks++;
       if (t.stopped) {
         stopped = true;

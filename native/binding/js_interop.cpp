@@ -154,6 +154,7 @@ NetworkConfig networkConfigFrom(const Napi::Object& o) {
   c.pixelNormEpsilon = numberField(o, "pixelNormEpsilon");
   const auto fused = o.Get("fusedScale");
   c.fusedScale = fused.IsBoolean() ? (fused.As<Napi::Boolean>().Value() ? 1 : 0) : 2;
+  c.referenceOps = o.Get("impl").IsString() && o.Get("impl").As<Napi::String>().Utf8Value() == "reference";
   return c;
 }
 

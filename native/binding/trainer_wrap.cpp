@@ -74,7 +74,6 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<TickReport> {
     } catch (const std::exception& e) {
       SetError(e.what());
     }
-    trainer.stopRequested = false;
   }
 
   void OnProgress(const TickReport* data, size_t count) override {
@@ -208,6 +207,7 @@ Napi::Value TrainerWrap::RunSchedule(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const int64_t until = info[0].As<Napi::Number>().Int64Value();
     const int64_t tick = info[1].As<Napi::Number>().Int64Value();
+    trainer_->stopRequested = false;  // a stop asked for before this call belonged to an earlier run
     auto* worker = new TrainWorker(info.Env(), this, info.This().As<Napi::Object>(), info[2].As<Napi::Function>(),
                                    [until, tick](Trainer& t, const TickCallback& cb) { return runSchedule(t, until, tick, cb); });
     auto promise = worker->promise();
@@ -222,6 +222,7 @@ Napi::Value TrainerWrap::RunPhase(const Napi::CallbackInfo& info) {
     const bool fade = info[1].As<Napi::Boolean>().Value();
     const int64_t images = info[2].As<Napi::Number>().Int64Value();
     const int64_t tick = info[3].As<Napi::Number>().Int64Value();
+    trainer_->stopRequested = false;
     auto* worker = new TrainWorker(info.Env(), this, info.This().As<Napi::Object>(), info[4].As<Napi::Function>(),
                                    [=](Trainer& t, const TickCallback& cb) { return runPhase(t, resolution, fade, images, tick, cb); });
     auto promise = worker->promise();

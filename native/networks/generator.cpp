@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "layers/pixel_norm.h"
+#include "ops/fade_in.h"
 
 namespace progan {
 
@@ -73,8 +74,7 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& latents, const torch::
     out = toRgb(y, target);
     if (alpha < 1.0) {
       // Fade-in (paper §3, Fig. 2): the old toRGB upsampled, blended with the new block's output.
-      auto old = at::upsample_nearest2d(toRgb(x, target - 1), {out.size(2), out.size(3)});
-      out = at::lerp(old, out, alpha);
+      out = upsampleLerp(toRgb(x, target - 1), out, alpha, config_.opsImpl());
     }
   }
   return config_.tanhOutput ? at::tanh(out) : out;

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "ops/fade_in.h"
+
 namespace progan {
 
 struct NetworkConfig {
@@ -22,6 +24,9 @@ struct NetworkConfig {
   double pixelNormEpsilon = 1e-8;
   // Fused-scale convolutions (same function, fewer FLOPs): 0 never, 1 always, 2 auto.
   int fusedScale = 2;
+  // Fused fade-in and gradient-penalty kernels (auto) or their ATen references (parity, benchmarks).
+  bool referenceOps = false;
+  OpsImpl opsImpl() const { return referenceOps ? OpsImpl::Reference : OpsImpl::Auto; }
 
   // 'auto' fuses where it measured faster: from 16×16 outputs (G) / inputs (D) up, on CPU and GPU
   // (scripts/bench/fused-scale); at 8×8 the gain is within noise, so the plain path stays.

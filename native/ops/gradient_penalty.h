@@ -7,15 +7,25 @@
 
 #include <functional>
 
+#include "ops/fade_in.h"
+
 namespace progan {
 
-struct GradientPenaltyResult {
-  at::Tensor penalty;  // [N], differentiable w.r.t. D's parameters (double backward)
-  at::Tensor norms;    // [N], ‖∇‖ / k, detached
-};
-
-GradientPenaltyResult gradientPenalty(const std::function<at::Tensor(const at::Tensor&)>& scores,
+// Returns the penalty per sample [N], differentiable w.r.t. D's parameters (double backward).
+at::Tensor gradientPenalty(const std::function<at::Tensor(const at::Tensor&)>& scores,
                                       const at::Tensor& real, const at::Tensor& fake, const at::Tensor& u,
-                                      double lambda, double gamma, double normDivisor);
+                                      double lambda, double gamma, double normDivisor, OpsImpl impl = OpsImpl::Auto);
+
+// λ/γ²·(‖g_n‖/k − γ)² per sample from the gradients g [N, …]: the reference (ATen ops) and the
+// fused autograd function (one reduction pass forward, one scaling pass backward).
+at::Tensor penaltyFromGradients(const at::Tensor& grad, double lambda, double gamma, double normDivisor,
+                                OpsImpl impl = OpsImpl::Auto);
+
+namespace kernels {
+at::Tensor sampleNormsCpu(const at::Tensor& grad);  // ‖g_n‖₂ per sample, accumulated in double
+#ifdef PROGAN_WITH_CUDA
+at::Tensor sampleNormsCuda(const at::Tensor& grad);
+#endif
+}  // namespace kernels
 
 }  // namespace progan

@@ -18,13 +18,13 @@ DiscriminatorTerms discriminatorLoss(Discriminator& d, const at::Tensor& reals, 
   const auto realOut = d->forward(reals, resolution, alpha);
   const auto fakeOut = d->forward(fakes, resolution, alpha);
   const auto realScores = realOut.select(1, 0), fakeScores = fakeOut.select(1, 0);
-  auto gp = gradientPenalty([&](const at::Tensor& x) { return d->forward(x, resolution, alpha).select(1, 0); }, reals,
-                            fakes, u, config.lambda, config.gamma, gpNormDivisor);
+  const auto gp = gradientPenalty([&](const at::Tensor& x) { return d->forward(x, resolution, alpha).select(1, 0); },
+                                  reals, fakes, u, config.lambda, config.gamma, gpNormDivisor, d->config().opsImpl());
   DiscriminatorTerms t;
   t.wasserstein = (fakeScores - realScores).mean();
-  t.gradientPenalty = gp.penalty.mean();
+  t.gradientPenalty = gp.mean();
   t.drift = realScores.square().mean() * config.drift;
-  auto perSample = fakeScores - realScores + gp.penalty + realScores.square() * config.drift;
+  auto perSample = fakeScores - realScores + gp + realScores.square() * config.drift;
   if (realLabels.defined()) {
     const auto ce = labelCrossEntropy(realOut, realLabels) + labelCrossEntropy(fakeOut, realLabels);
     perSample = perSample + ce * config.conditionWeight;

@@ -8,6 +8,8 @@
 
 #include <cmath>
 
+#include "ops/fade_in.h"
+
 namespace progan {
 
 namespace {
@@ -117,7 +119,7 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& in, StepGr
   // Reals fade between levels exactly as the networks do (official process_reals, FadeLOD).
   auto reals = in.reals;
   if (alpha < 1.0 && res > 4) {
-    reals = at::lerp(at::upsample_nearest2d(at::avg_pool2d(reals, 2), {res, res}), reals, alpha);
+    reals = fadeReals(reals, alpha, config_.network.opsImpl());
   }
   const double gpDivisor = config_.loss.officialGpScale ? double(config_.network.resolution) / double(res) : 1.0;
   StepStats stats;

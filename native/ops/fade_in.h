@@ -1,0 +1,37 @@
+// Fade-in blends of progressive growing (paper §3, Fig. 2), each one pass over memory:
+//  upsampleLerp(low, high, α) = lerp(upsample2x(low), high, α)          G output blend
+//  fadeReals(x, α)            = lerp(upsample2x(avgpool2x(x)), x, α)     real-image fade (official FadeLOD)
+// The discriminator-input blend is a plain lerp of equal shapes (at::lerp is already one pass).
+// Each has a reference (ATen ops) and a kernel (CPU here, CUDA in fade_in.cu) behind autograd
+// functions whose backward passes are themselves differentiable: the gradient penalty
+// differentiates D, and with it these blends, twice.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace progan {
+
+enum class OpsImpl { Auto, Reference };
+
+at::Tensor upsampleLerp(const at::Tensor& low, const at::Tensor& high, double alpha, OpsImpl impl = OpsImpl::Auto);
+at::Tensor fadeReals(const at::Tensor& x, double alpha, OpsImpl impl = OpsImpl::Auto);
+
+namespace ops_reference {
+at::Tensor upsampleLerp(const at::Tensor& low, const at::Tensor& high, double alpha);
+at::Tensor fadeReals(const at::Tensor& x, double alpha);
+}  // namespace ops_reference
+
+// Kernels (no autograd): fade_in.cpp (CPU), fade_in.cu (CUDA).
+namespace kernels {
+at::Tensor upsampleLerpCpu(const at::Tensor& low, const at::Tensor& high, double alpha);
+at::Tensor sumPool2xCpu(const at::Tensor& x, double scale);     // scale · Σ over each 2×2 block
+at::Tensor upsample2xCpu(const at::Tensor& x, double scale);    // scale · nearest ×2
+at::Tensor fadeRealsCpu(const at::Tensor& x, double alpha);
+#ifdef PROGAN_WITH_CUDA
+at::Tensor upsampleLerpCuda(const at::Tensor& low, const at::Tensor& high, double alpha);
+at::Tensor sumPool2xCuda(const at::Tensor& x, double scale);
+at::Tensor upsample2xCuda(const at::Tensor& x, double scale);
+at::Tensor fadeRealsCuda(const at::Tensor& x, double alpha);
+#endif
+}  // namespace kernels
+
+}  // namespace progan
