@@ -14,7 +14,8 @@ export const packageRoot = path.resolve(__dirname, '..');
 
 /** The surface binding/addon.cpp exports. */
 export interface NativeAddon {
-  versions(): { torch: string; threads: number; parallel: string };
+  versions(): { torch: string; threads: number; parallel: string; build: 'cpu' | 'cuda' };
+  cudaAvailable(): boolean;
   randn(shape: number[], seed: number, dtype: 'float32' | 'float64'): NativeTensor;
   setThreads(n: number): void;
   Networks: new (config: object, seed: number) => NativeNetworks;
@@ -104,6 +105,8 @@ export interface NativeNetworks {
   setDtype(dtype: 'float32' | 'float64'): void;
 }
 
+// OpenMP threads that spin while waiting make torch 30× slower once cores are shared; the policy
+// must be in the environment before libgomp starts (set in load(), before the first require).
 export class NativeLoadError extends Error {
   constructor(cause: string, solutions: string[], detail?: string) {
     super(
@@ -122,8 +125,17 @@ export function native(): NativeAddon {
   return cached;
 }
 
+/** The CUDA variant (npm run build:cuda), used when present and a GPU is visible. */
+export const cudaAddonPath = path.join(packageRoot, 'build-cuda', 'Release', 'progan.node');
+
+function gpuVisible(): boolean {
+  if (process.env.PROGAN_DEVICE === 'cpu') return false;
+  return fs.existsSync('/dev/nvidiactl') || fs.existsSync('/proc/driver/nvidia/gpus');
+}
+
 /** Which binary the loader picks, without loading it (null when none was built). */
 export function addonPath(): string | null {
+  if (fs.existsSync(cudaAddonPath) && gpuVisible()) return cudaAddonPath;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const gypBuild = require('node-gyp-build') as { path(dir: string): string };
   try {
@@ -142,6 +154,22 @@ export function builtTorchVersion(file: string): string | null {
 const minor = (v: string) => v.split('.').slice(0, 2).join('.');
 
 function load(): NativeAddon {
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  const file0 = addonPath();
+  if (file0 === cudaAddonPath) {
+    // The CUDA build finds its libtorch through the RUNPATH it was linked with (TORCH_DIR).
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const addon = require(file0) as NativeAddon;
+      if (process.env.PROGAN_QUIET !== '1') console.error(`progan: using the CUDA build ${path.relative(process.cwd(), file0)}`);
+      return addon;
+    } catch (e) {
+      throw new NativeLoadError(`loading the CUDA build ${file0} failed`, [
+        'rebuild it against this machine\'s CUDA torch: TORCH_DIR=<torch folder> npm run build:cuda',
+        'or use the CPU build: PROGAN_DEVICE=cpu',
+      ], (e as Error).message);
+    }
+  }
   const setup = '`npx progan setup` (or `npm run setup` in a clone) puts libtorch in place, offline';
   const torchDir = location.resolveTorchDir(packageRoot);
   if (!torchDir) {
@@ -167,8 +195,6 @@ function load(): NativeAddon {
       ],
     );
   }
-  // OpenMP threads that spin while waiting make torch 30× slower once cores are shared.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as NativeAddon;

@@ -71,6 +71,8 @@ export const trainingOptionsSchema = z
     mirror: z.boolean().optional(),
     seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
     threads: z.number().int().min(0).max(1024).optional(),
+    /** 'auto': the GPU when this build has CUDA kernels and a GPU is visible, else the CPU. */
+    device: z.enum(['auto', 'cpu', 'cuda']).optional(),
   })
   .strict();
 
@@ -98,10 +100,11 @@ export interface TrainingConfig {
   mirror: boolean;
   seed: number;
   threads: number;
+  device: 'auto' | 'cpu' | 'cuda';
 }
 
 /** Training defaults per preset. paper: official v2, 1 GPU. small: a CPU demo that grows in minutes. */
-const TRAINING_PRESETS: Record<PresetName, Omit<TrainingConfig, 'data' | 'network' | 'seed' | 'threads'>> = {
+const TRAINING_PRESETS: Record<PresetName, Omit<TrainingConfig, 'data' | 'network' | 'seed' | 'threads' | 'device'>> = {
   paper: {
     schedule: {
       startResolution: 4,
@@ -190,6 +193,7 @@ export function resolveTrainingOptions(input: TrainingOptionsInput): TrainingCon
     mirror: o.mirror ?? base.mirror,
     seed: o.seed ?? 0,
     threads: o.threads ?? 0,
+    device: o.device ?? 'auto',
   };
 }
 

@@ -72,7 +72,7 @@ export class Trainer {
   static async create(input: TrainingOptionsInput): Promise<Trainer> {
     const options = resolveTrainingOptions(input);
     const { header, config } = describeDataset(options);
-    return new Trainer(options, header, new (native().Trainer)({ ...options, dataset: config }));
+    return new Trainer(options, header, new (native().Trainer)({ ...options, device: resolveDevice(options.device), dataset: config }));
   }
 
   /** Continues exactly where a checkpoint stopped. `data` points at the dataset if it moved. */
@@ -80,7 +80,7 @@ export class Trainer {
     const c = readCheckpoint(checkpoint);
     const options = { ...c.options, data: overrides.data ?? c.options.data };
     const { header, config } = describeDataset(options);
-    const handle = new (native().Trainer)({ ...options, dataset: config });
+    const handle = new (native().Trainer)({ ...options, device: resolveDevice(options.device ?? 'auto'), dataset: config });
     try {
       handle.importState([...c.tensors].map(([k, t]) => [k, toNative(t, k)]), c.scalars);
     } catch (e) {
@@ -222,6 +222,20 @@ export class Trainer {
       this.running = false;
     }
   }
+}
+
+/** The device a run uses: 'auto' takes the GPU when this build has CUDA kernels and one is visible. */
+export function resolveDevice(requested: 'auto' | 'cpu' | 'cuda'): 'cpu' | 'cuda' {
+  const addon = native();
+  const cuda = addon.versions().build === 'cuda' && addon.cudaAvailable();
+  if (requested === 'cuda' && !cuda) {
+    throw new Error(
+      addon.versions().build === 'cuda'
+        ? 'device cuda was asked for but no GPU is visible to libtorch'
+        : 'device cuda was asked for but this progan build has no CUDA kernels: run `npm run build:cuda` (see README)',
+    );
+  }
+  return requested === 'auto' ? (cuda ? 'cuda' : 'cpu') : requested;
 }
 
 function emptyTick(): NativeTick {

@@ -24,6 +24,11 @@ Napi::Value Versions(const Napi::CallbackInfo& info) {
   out.Set("torch", PROGAN_TORCH_VERSION);
   out.Set("threads", Napi::Number::New(info.Env(), at::get_num_threads()));
   out.Set("parallel", at::get_parallel_info());
+#ifdef PROGAN_WITH_CUDA
+  out.Set("build", "cuda");
+#else
+  out.Set("build", "cpu");
+#endif
   return out;
 }
 
@@ -45,6 +50,10 @@ Napi::Value ScheduleAt(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::hasCUDA() && at::globalContext().hasCUDA());
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     at::set_num_threads(int(info[0].As<Napi::Number>().Int32Value()));
@@ -60,6 +69,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("versions", Napi::Function::New(env, Versions));
   exports.Set("randn", Napi::Function::New(env, Randn));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("scheduleAt", Napi::Function::New(env, ScheduleAt));
   exports.Set("Networks", NetworksWrap::Define(env));
   exports.Set("Trainer", TrainerWrap::Define(env));

@@ -159,6 +159,7 @@ TrainingConfig trainingConfigFrom(const Napi::Object& o) {
   c.mirror = boolField(o, "mirror");
   c.seed = uint64_t(integerField(o, "seed"));
   c.threads = integerField(o, "threads");
+  c.device = stringField(o, "device");
   const auto ds = o.Get("dataset");
   if (ds.IsObject()) {
     const auto d = ds.As<Napi::Object>();

@@ -48,6 +48,14 @@ Trainer::Trainer(const TrainingConfig& config)
   g_ = Generator(config.network);
   d_ = Discriminator(config.network);
   gEma_ = Generator(config.network);
+  device_ = at::Device(config.device);
+  if (device_.is_cuda()) {
+    // Conv algorithms are picked by measurement once per shape; shapes repeat every step.
+    at::globalContext().setBenchmarkCuDNN(true);
+    g_->to(device_);
+    d_->to(device_);
+    gEma_->to(device_);
+  }
   copyParameters(*g_, *gEma_);
   for (auto& p : gEma_->parameters()) p.requires_grad_(false);
   gParams_ = parameterList(*g_);
@@ -89,24 +97,32 @@ StepStats Trainer::trainStep(const SchedulePoint& point) {
   const auto indices = sampler_->next(n);
   StepInputs in;
   const auto type = gParams_.front().scalar_type();
-  in.reals = dataset_->images(indices, point.resolution).to(type).mul_(2.0 / 255.0).sub_(1.0);
+  // uint8 crosses to the device (4× fewer bytes than float), then converts there.
+  in.reals = dataset_->images(indices, point.resolution).to(device_).to(type).mul_(2.0 / 255.0).sub_(1.0);
   if (config_.mirror) {
-    const auto flip = at::rand({n, 1, 1, 1}, rng_, at::TensorOptions().dtype(type)) < 0.5;
+    const auto flip = (at::rand({n, 1, 1, 1}, rng_, at::TensorOptions().dtype(type)) < 0.5).to(device_);
     in.reals = at::where(flip, in.reals.flip({3}), in.reals);
   }
+  // Drawn on the CPU generator whatever the device, so a seed means the same run everywhere and
+  // its state fits in a checkpoint.
   const auto opts = at::TensorOptions().dtype(type);
-  in.latentsD = at::randn({n, config_.network.latentSize}, rng_, opts);
-  in.u = at::rand({n, 1, 1, 1}, rng_, opts);
-  in.latentsG = at::randn({n, config_.network.latentSize}, rng_, opts);
+  in.latentsD = at::randn({n, config_.network.latentSize}, rng_, opts).to(device_);
+  in.u = at::rand({n, 1, 1, 1}, rng_, opts).to(device_);
+  in.latentsG = at::randn({n, config_.network.latentSize}, rng_, opts).to(device_);
   if (config_.network.labelSize > 0) {
-    in.realLabels = dataset_->labels(indices);
+    in.realLabels = dataset_->labels(indices).to(device_);
     // G's labels follow the dataset's label distribution (official get_random_labels_tf).
-    in.fakeLabels = dataset_->labels(at::randint(dataset_->count(), {n}, rng_, at::TensorOptions().dtype(at::kLong)));
+    in.fakeLabels =
+        dataset_->labels(at::randint(dataset_->count(), {n}, rng_, at::TensorOptions().dtype(at::kLong))).to(device_);
   }
   return step(point, in);
 }
 
-StepStats Trainer::step(const SchedulePoint& point, const StepInputs& in, StepGradients* capture) {
+StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, StepGradients* capture) {
+  // Explicit inputs (tests) may arrive on the CPU; the step runs on the trainer's device.
+  StepInputs in = inputs;
+  for (auto* t : {&in.reals, &in.realLabels, &in.latentsD, &in.u, &in.latentsG, &in.fakeLabels})
+    if (t->defined()) *t = t->to(device_);
   const int64_t res = point.resolution;
   const double alpha = point.alpha;
   const int64_t n = in.reals.size(0);
@@ -182,7 +198,7 @@ at::Tensor Trainer::sample(const at::Tensor& latents, const at::Tensor& labels, 
   at::NoGradGuard noGrad;
   auto& net = ema ? gEma_ : g_;
   const auto l = labels.defined() ? labels.to(gParams_.front().scalar_type()) : labels;
-  return net->forward(latents.to(gParams_.front().scalar_type()), l, resolution, alpha);
+  return net->forward(latents.to(device_, gParams_.front().scalar_type()), l.defined() ? l.to(device_) : l, resolution, alpha);
 }
 
 std::pair<NamedTensors, std::map<std::string, double>> Trainer::exportState() const {

@@ -86,6 +86,7 @@ class Trainer {
   std::unique_ptr<Adam> adamG_, adamD_;
   std::vector<at::Tensor> gParams_, dParams_, gEmaParams_;
   at::Generator rng_;
+  at::Device device_{at::kCPU};
   std::unique_ptr<DatasetFile> dataset_;
   std::unique_ptr<Sampler> sampler_;
 };

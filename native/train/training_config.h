@@ -49,6 +49,7 @@ struct TrainingConfig {
   bool mirror = false;
   uint64_t seed = 0;
   int64_t threads = 0;  // 0: libtorch's default
+  std::string device = "cpu";  // "cpu" or "cuda" (resolved in TypeScript: 'auto' picks cuda when visible)
   DatasetConfig dataset;
 };
 

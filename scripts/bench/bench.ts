@@ -1,0 +1,387 @@
+// `npm run bench`: our full training step (C++, timed inside C++) vs the same step in plain PyTorch
+// (scripts/bench/pytorch_step.py, same torch wheel), on the same machine, interleaved, as ratios.
+// Flags: --quick | --resolutions 4,8,16 | --presets small,paper | --steps N | --rounds N | --profile
+//        --no-variants (only our default build vs torch) | --threads N | --out FILE
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { DatasetWriter } from '../../lib/dataset/format';
+import { native } from '../../lib/native';
+import { featureMaps, type PresetName } from '../../lib/options';
+import { Trainer } from '../../lib/train/trainer';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const FINAL = 64;
+const BATCH = 16;
+
+// ---------------------------------------------------------------- options
+interface Args {
+  quick: boolean;
+  resolutions: number[] | null;
+  presets: PresetName[];
+  steps: number | null;
+  rounds: number;
+  profile: boolean;
+  variants: boolean;
+  threads: number;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    quick: false, resolutions: null, presets: ['small', 'paper'], steps: null, rounds: 2, profile: true, variants: true,
+    threads: os.availableParallelism(), out: path.join(__dirname, 'results', 'cpu-latest.json'),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i];
+    const next = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${f} needs a value`);
+      return v;
+    };
+    if (f === '--quick') a.quick = true;
+    else if (f === '--resolutions') a.resolutions = next().split(',').map(Number);
+    else if (f === '--presets') a.presets = next().split(',') as PresetName[];
+    else if (f === '--steps') a.steps = Number(next());
+    else if (f === '--rounds') a.rounds = Number(next());
+    else if (f === '--profile') a.profile = true;
+    else if (f === '--no-profile') a.profile = false;
+    else if (f === '--no-variants') a.variants = false;
+    else if (f === '--threads') a.threads = Number(next());
+    else if (f === '--out') a.out = path.resolve(next());
+    else throw new Error(`Unknown flag ${f}`);
+  }
+  for (const p of a.presets) if (p !== 'small' && p !== 'paper') throw new Error(`Unknown preset ${p} (small, paper)`);
+  if (a.quick) {
+    a.resolutions ??= [8, 32];
+    if (!process.argv.includes('--presets')) a.presets = ['small'];
+    if (!process.argv.includes('--profile')) a.profile = false;
+  }
+  return a;
+}
+
+const PRESET_CHANNELS = {
+  paper: { fmapBase: 8192, fmapMax: 512, latentSize: 512, fmapDecay: 1 },
+  small: { fmapBase: 1024, fmapMax: 128, latentSize: 128, fmapDecay: 1 },
+} as const;
+
+// ---------------------------------------------------------------- FLOP count
+/**
+ * Multiply-adds of conv and dense layers (the only layers that matter) for ONE sample's forward pass.
+ * fused: the official fused-scale convs (G: 3×3 kernel padded to 4×4, stride-2 transposed conv; D: 4×4
+ * stride-2 conv) cost 16·Cin·Cout per LOW-res pixel = 4·Cin·Cout per high-res pixel instead of 9·…
+ * Biases, activations, pixelnorm, pooling, lerps and minibatch stddev are not counted (< 2 % here).
+ */
+export function forwardMacs(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean) {
+  const c = PRESET_CHANNELS[preset];
+  const nf = (s: number) => featureMaps(c, s);
+  const top = Math.log2(res);
+  let g = c.latentSize * nf(1) * 16 + nf(1) * nf(1) * 9 * 16; // dense + 4×4 conv
+  let d = (nf(1) + 1) * nf(1) * 9 * 16 + nf(1) * 16 * nf(0) + nf(0); // 4×4 conv (+stddev channel), dense, dense
+  for (let r = 3; r <= top; r++) {
+    const px = 4 ** r; // (2^r)² pixels
+    const k = fused(2 ** r) ? 4 : 9;
+    g += nf(r - 2) * nf(r - 1) * k * px + nf(r - 1) * nf(r - 1) * 9 * px; // conv0_up, conv1
+    d += nf(r - 1) * nf(r - 1) * 9 * px + nf(r - 1) * nf(r - 2) * k * px; // conv0, conv1_down
+  }
+  g += nf(top - 1) * 3 * res * res; // toRGB
+  d += 3 * nf(top - 1) * res * res; // fromRGB
+  if (fading && top > 2) {
+    g += nf(top - 2) * 3 * (res / 2) ** 2; // old toRGB
+    d += 3 * nf(top - 2) * (res / 2) ** 2; // old fromRGB
+  }
+  return { g, d };
+}
+
+/**
+ * FLOPs of one training step (batch BATCH), in units of each network's forward F_G, F_D:
+ *  D step: G fwd for the fakes (no grad) 1·F_G; D fwd reals + fakes 2·F_D; GP: D fwd on mixed 1·F_D,
+ *    autograd.grad wrt the images (input grads only) 1·F_D; loss.backward: the real and fake passes
+ *    (input + weight grads) 2·2·F_D, and the double backward = backward of the input-grad pass
+ *    (grad wrt its incoming grad + wrt W) 2·F_D + backward through D(mixed)'s forward graph 2·F_D
+ *    (autograd runs it: minibatch stddev has a non-zero second derivative, lrelu's is zeros that are
+ *    still propagated) → F_G + 12·F_D.
+ *  G step: G fwd 1·F_G, D fwd 1·F_D, D backward input grads only (D frozen) 1·F_D, G backward 2·F_G
+ *    → 3·F_G + 2·F_D.
+ *  Total 4·F_G + 14·F_D per sample; FLOPs = 2·MACs. An upper-ish count (first-layer input grads that
+ *  autograd skips are included; they are tiny: 3 input channels).
+ */
+export function stepFlops(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean): number {
+  const { g, d } = forwardMacs(preset, res, fading, fused);
+  return 2 * BATCH * (4 * g + 14 * d);
+}
+
+const fuseAuto = (r: number) => r >= 16; // native/networks/network_config.h fuseAt(), fusedScale 'auto'
+const fuseNever = () => false;
+
+// ---------------------------------------------------------------- PyTorch child
+class Python {
+  private proc: ChildProcessWithoutNullStreams;
+  private waiting: ((line: string) => void)[] = [];
+  private lines: string[] = [];
+  stderr = '';
+
+  constructor(env: NodeJS.ProcessEnv) {
+    this.proc = spawn('python3', [path.join(__dirname, 'pytorch_step.py'), '--lines'], {
+      env: { ...env, PYTHONPATH: path.join(repoRoot, '.libtorch') },
+    });
+    this.proc.stderr.on('data', (d) => (this.stderr = (this.stderr + String(d)).slice(-4000)));
+    readline.createInterface({ input: this.proc.stdout }).on('line', (l) => {
+      const w = this.waiting.shift();
+      if (w) w(l);
+      else this.lines.push(l);
+    });
+    this.proc.on('exit', (code) => {
+      for (const w of this.waiting.splice(0)) w(JSON.stringify({ ok: false, error: `python exited ${code}: ${this.stderr}` }));
+    });
+  }
+
+  async call<T = Record<string, unknown>>(job: object): Promise<T> {
+    this.proc.stdin.write(JSON.stringify(job) + '\n');
+    const line = this.lines.shift() ?? (await new Promise<string>((r) => this.waiting.push(r)));
+    const out = JSON.parse(line) as { ok: boolean; error?: string };
+    if (!out.ok) throw new Error(`pytorch_step.py: ${out.error}`);
+    return out as T;
+  }
+
+  close() {
+    this.proc.stdin.end();
+  }
+}
+
+// ---------------------------------------------------------------- ours
+type Variant = 'auto' | 'fusedScaleOff' | 'reference';
+const VARIANT_NET = {
+  auto: { fusedScale: 'auto', impl: 'auto' },
+  fusedScaleOff: { fusedScale: false, impl: 'auto' },
+  reference: { fusedScale: 'auto', impl: 'reference' },
+} as const;
+
+function makeDataset(dir: string): string {
+  const file = path.join(dir, 'random64.pgds');
+  const w = new DatasetWriter(file, { resolution: FINAL, channels: 3, source: 'bench: uniform random bytes' });
+  let seed = 12345;
+  for (let i = 0; i < 64; i++) {
+    const img = new Uint8Array(3 * FINAL * FINAL);
+    for (let j = 0; j < img.length; j++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      img[j] = seed >>> 24;
+    }
+    w.append(img);
+  }
+  w.finish({ labelNames: [] });
+  return file;
+}
+
+const trainers = new Map<string, Trainer>();
+async function trainerFor(data: string, preset: PresetName, v: Variant, threads: number): Promise<Trainer> {
+  const key = `${preset}/${v}`;
+  let t = trainers.get(key);
+  if (!t) {
+    t = await Trainer.create({
+      data,
+      network: { preset, resolution: FINAL, ...VARIANT_NET[v] },
+      schedule: { minibatch: BATCH, learningRate: 0.001 },
+      ema: { beta: 0.999, halfLifeKimg: 0 },
+      threads,
+    });
+    trainers.set(key, t);
+  }
+  return t;
+}
+
+/** Our steps/s from the C++ tick (images and seconds of the ticks that ran steps). */
+async function runOurs(t: Trainer, res: number, fade: boolean, steps: number) {
+  const phase = fade ? ('fade' as const) : ('stable' as const);
+  await t.trainPhase({ resolution: res, phase, images: BATCH, tickImages: BATCH }); // warm-up step
+  let images = 0;
+  let seconds = 0;
+  await t.trainPhase({
+    resolution: res, phase, images: steps * BATCH, tickImages: steps * BATCH,
+    onProgress: (p) => {
+      if (p.tickSteps > 0) {
+        images += p.tickSteps * p.minibatch;
+        seconds += p.seconds;
+      }
+    },
+  });
+  return { imagesPerSecond: images / seconds, stepMs: (1000 * seconds) / (images / BATCH), peakRssMB: process.resourceUsage().maxRSS / 1024 };
+}
+
+// ---------------------------------------------------------------- helpers
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const fmt = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '–' : x >= 100 ? x.toFixed(0) : x.toFixed(d));
+
+interface Config { preset: PresetName; res: number; fade: boolean; steps: number }
+
+function plan(a: Args): Config[] {
+  const out: Config[] = [];
+  for (const preset of a.presets) {
+    // Paper channels are ~1–3 s per step at 8² on 2 busy cores and ~4× more per doubling: the default caps them at 8².
+    const defaults = preset === 'paper' ? [4, 8] : [4, 8, 16, 32, 64];
+    const resolutions = a.resolutions ?? defaults;
+    for (const res of resolutions) {
+      if (![4, 8, 16, 32, 64].includes(res)) throw new Error(`Resolution ${res} is not one of 4, 8, 16, 32, 64`);
+      for (const fade of res === 4 ? [false] : [false, true]) {
+        // Aim at ~2 s of timed steps per measurement at ~25 GFLOP/s (a loaded 2-core machine).
+        const est = stepFlops(preset, res, fade, fuseNever) / 25e9;
+        const steps = a.steps ?? Math.max(preset === 'paper' && res >= 16 ? 1 : 2, Math.min(20, Math.round(2 / est)));
+        out.push({ preset, res, fade, steps });
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- main
+async function main() {
+  const a = parseArgs(process.argv.slice(2));
+  const addon = native(); // sets OMP_WAIT_POLICY=PASSIVE unless the user chose one
+  const ompWaitPolicy = process.env.OMP_WAIT_POLICY ?? '(unset)';
+  const py = new Python({ ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'progan-bench-'));
+  const started = Date.now();
+  try {
+    const data = makeDataset(dir);
+    const info = await py.call<{ torch: string; cpuCapability: string }>({ op: 'info' });
+    const cpuModel = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? os.cpus()[0]?.model;
+    const load0 = os.loadavg();
+    const ceil0 = await py.call<{ gemmGflops: number; conv3x3Gflops: number }>({ op: 'ceiling', threads: a.threads });
+    const configs = plan(a);
+    const variants: Variant[] = a.variants ? ['auto', 'fusedScaleOff', 'reference'] : ['auto'];
+    console.error(`bench: ${configs.length} configs × (${variants.length} ours + torch) × ${a.rounds} rounds, ${a.threads} threads, OMP_WAIT_POLICY=${ompWaitPolicy}, load ${load0.map((x) => x.toFixed(1)).join(' ')}`);
+
+    type Sample = { ours: Partial<Record<Variant, number[]>>; torch: number[]; rssOurs: number; rssTorch: number };
+    const samples = new Map<Config, Sample>();
+    for (const c of configs) samples.set(c, { ours: {}, torch: [], rssOurs: 0, rssTorch: 0 });
+    for (let round = 0; round < a.rounds; round++) {
+      for (const c of configs) {
+        const s = samples.get(c)!;
+        // fusedScale only changes anything from 16² up ('auto' fuses at ≥ 16): skip the duplicate below.
+        const vs = variants.filter((v) => v !== 'fusedScaleOff' || c.res >= 16);
+        // ABAB…, with the order reversed every other round so no side always runs first.
+        const order: (Variant | 'torch')[] = [];
+        vs.forEach((v, i) => {
+          order.push(v);
+          if (i === 0) order.push('torch');
+        });
+        if (round % 2) order.reverse();
+        for (const who of order) {
+          if (who === 'torch') {
+            const r = await py.call<{ imagesPerSecond: number; peakRssMB: number }>({
+              op: 'step', preset: c.preset, resolution: c.res, alpha: c.fade ? 0.5 : 1, batch: BATCH, steps: c.steps, warmup: 1, threads: a.threads, finalResolution: FINAL,
+            });
+            s.torch.push(r.imagesPerSecond);
+            s.rssTorch = r.peakRssMB;
+          } else {
+            const t = await trainerFor(data, c.preset, who, a.threads);
+            const r = await runOurs(t, c.res, c.fade, c.steps);
+            (s.ours[who] ??= []).push(r.imagesPerSecond);
+            s.rssOurs = r.peakRssMB;
+          }
+        }
+        const last = (xs: number[] | undefined) => fmt(xs?.[xs.length - 1]);
+        console.error(`  round ${round + 1} ${c.preset} ${c.res}² ${c.fade ? 'fade' : 'stable'} ×${c.steps}: ours ${last(s.ours.auto)} torch ${last(s.torch)} img/s`);
+      }
+    }
+
+    const extra: Record<string, unknown> = {};
+    if (a.profile) {
+      console.error('bench: profiling (PyTorch op mix, GP and bookkeeping ablations)');
+      const prof: Record<string, unknown> = {};
+      for (const res of [8, 32]) {
+        const job = { preset: 'small', resolution: res, alpha: 1, batch: BATCH, threads: a.threads, finalResolution: FINAL };
+        prof[`small ${res}² op mix`] = await py.call({ op: 'profile', ...job, steps: 2 });
+        const withGp: number[] = [];
+        const noGp: number[] = [];
+        const check: number[] = [];
+        for (let i = 0; i < 2; i++) {
+          withGp.push((await py.call<{ stepMs: number }>({ op: 'step', ...job, steps: 3 })).stepMs);
+          noGp.push((await py.call<{ stepMs: number }>({ op: 'step', ...job, steps: 3, gp: false })).stepMs);
+          check.push((await py.call<{ stepMs: number }>({ op: 'step', ...job, steps: 3, checkFinite: true })).stepMs);
+        }
+        prof[`small ${res}² torch step ms (median): with GP / without GP / with non-finite check`] = [median(withGp), median(noGp), median(check)].map((x) => +x.toFixed(1));
+        for (const preset of ['small', 'paper']) {
+          prof[`${preset} ${res}² our per-step bookkeeping, ms (same ATen calls)`] = await py.call({ op: 'adamCost', ...job, preset });
+        }
+      }
+      extra.profile = prof;
+    }
+    const ceil1 = await py.call<{ gemmGflops: number; conv3x3Gflops: number }>({ op: 'ceiling', threads: a.threads });
+    const ceiling = { gemmGflops: Math.max(ceil0.gemmGflops, ceil1.gemmGflops), conv3x3Gflops: Math.max(ceil0.conv3x3Gflops, ceil1.conv3x3Gflops) };
+    const peak = Math.max(ceiling.gemmGflops, ceiling.conv3x3Gflops);
+    const load1 = os.loadavg();
+
+    // ------------------------------------------------------------ report
+    const rows = configs.map((c) => {
+      const s = samples.get(c)!;
+      const ours = median(s.ours.auto ?? []);
+      const torch = median(s.torch);
+      const fo = s.ours.fusedScaleOff ? median(s.ours.fusedScaleOff) : undefined;
+      const ref = s.ours.reference ? median(s.ours.reference) : undefined;
+      const flopsOurs = stepFlops(c.preset, c.res, c.fade, fuseAuto);
+      const flopsTorch = stepFlops(c.preset, c.res, c.fade, fuseNever);
+      const gOurs = (flopsOurs * ours) / BATCH / 1e9;
+      const gTorch = (flopsTorch * torch) / BATCH / 1e9;
+      return {
+        preset: c.preset, resolution: c.res, phase: c.fade ? 'fade' : 'stable', alpha: c.fade ? 'ours 0→1, torch 0.5' : 1, steps: c.steps,
+        oursImagesPerSecond: ours, torchImagesPerSecond: torch, ratio: ours / torch,
+        oursFusedScaleOff: fo, fusedScaleGain: fo ? ours / fo : undefined,
+        oursReference: ref, fusedOpsGain: ref ? ours / ref : undefined,
+        samples: { ours: s.ours, torch: s.torch },
+        gflopPerStep: { ours: flopsOurs / 1e9, torch: flopsTorch / 1e9 },
+        achievedGflops: { ours: gOurs, torch: gTorch },
+        fractionOfCeiling: { ours: gOurs / peak, torch: gTorch / peak },
+        peakRssMB: { ours: s.rssOurs, torch: s.rssTorch },
+      };
+    });
+    const out = {
+      date: new Date().toISOString(),
+      machine: { cpuModel, cores: os.availableParallelism(), cpuCapability: info.cpuCapability, torch: info.torch, addon: addon.versions() },
+      threads: a.threads, ompWaitPolicy, batch: BATCH, finalResolution: FINAL, rounds: a.rounds,
+      loadAverage: { start: load0, end: load1 }, seconds: (Date.now() - started) / 1000,
+      ceiling, rows, ...extra,
+      notes: [
+        'ratio = median ours img/s / median torch img/s over interleaved rounds (same process pair, same run)',
+        'peak RSS is each process\'s max so far (ours: every trainer in the Node process; torch: every model in the Python process)',
+        'GFLOP/s counts conv+dense multiply-adds actually executed (fused-scale layers count 4/9 of a 3×3 layer); see stepFlops()',
+        'ours in fade: one phase with α rising 0→(N−1)/N; the cost does not depend on α (every α < 1 runs both paths)',
+      ],
+    };
+    fs.mkdirSync(path.dirname(a.out), { recursive: true });
+    fs.writeFileSync(a.out, JSON.stringify(out, (_k, v) => (typeof v === 'number' && !Number.isInteger(v) ? +v.toPrecision(4) : v), 1) + '\n');
+
+    const lines = [
+      `CPU: ${cpuModel} (${os.availableParallelism()} cores, torch ${info.torch}, capability ${info.cpuCapability}), threads ${a.threads}, OMP_WAIT_POLICY=${ompWaitPolicy}`,
+      `Load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}; ${a.rounds} interleaved rounds, medians; batch ${BATCH}, fp32, networks built to ${FINAL}².`,
+      `Ceiling (same Python process, best of runs): GEMM 1024³ ${fmt(ceiling.gemmGflops, 1)} GFLOP/s, conv3×3 256→256 16² ${fmt(ceiling.conv3x3Gflops, 1)} GFLOP/s.`,
+      '',
+      '| preset | res | phase | steps | ours img/s | torch img/s | **ours/torch** | fusedScale off img/s (gain) | impl reference img/s (gain) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) | peak RSS MB ours/torch |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...rows.map((r) =>
+        `| ${r.preset} | ${r.resolution} | ${r.phase} | ${r.steps} | ${fmt(r.oursImagesPerSecond)} | ${fmt(r.torchImagesPerSecond)} | **${fmt(r.ratio)}** | ` +
+        `${r.oursFusedScaleOff === undefined ? 'n/a (= auto below 16²)' : `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)`} | ` +
+        `${r.oursReference === undefined ? '–' : `${fmt(r.oursReference)} (${fmt(r.fusedOpsGain)}×)`} | ` +
+        `${fmt(r.gflopPerStep.ours, 1)} / ${fmt(r.gflopPerStep.torch, 1)} | ${fmt(r.achievedGflops.ours, 1)} / ${fmt(r.achievedGflops.torch, 1)} (${fmt(100 * r.fractionOfCeiling.ours, 0)}% / ${fmt(100 * r.fractionOfCeiling.torch, 0)}%) | ${fmt(r.peakRssMB.ours, 0)} / ${fmt(r.peakRssMB.torch, 0)} |`,
+      ),
+      '',
+      `JSON: ${path.relative(process.cwd(), a.out)} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+    ];
+    if (extra.profile) lines.push('', 'Profile:', '```json', JSON.stringify(extra.profile, null, 1), '```');
+    console.log(lines.join('\n'));
+  } finally {
+    py.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

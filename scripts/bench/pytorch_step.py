@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Plain-PyTorch ProGAN training step: the code a competent PyTorch user would write (no custom ops,
+no fused-scale convs), used by bench.ts as the baseline on the same machine in the same run.
+
+Networks follow /work/shared/PAPER.md: equalized learning rate (weights N(0,1) scaled at run time by
+gain/sqrt(fan_in)), G blocks nearest-upsample -> conv3x3 -> lrelu -> pixelnorm (x2), toRGB 1x1, D blocks
+conv -> lrelu -> conv (no bias) -> avgpool -> bias -> lrelu (official fused_scale=True order),
+D 4x4 block minibatch stddev -> conv -> dense -> dense, fade-in lerps for G output, D input and reals.
+Loss WGAN-GP (lambda 10, gamma 1, drift 0.001, GP via autograd.grad(create_graph=True), official norm
+scale k = final/res), Adam(lr 1e-3, betas (0, 0.99), eps 1e-8), G EMA beta 0.999 every step.
+
+Usage: a JSON list of jobs on stdin, or one JSON job per line (--lines, answered one line each).
+Job: {"op": "step", preset, resolution, alpha, batch, steps, warmup, threads, finalResolution}
+     {"op": "ceiling", threads}   fp32 GEMM and 3x3-conv ceilings (GFLOP/s)
+     {"op": "profile", ...step job}  torch.profiler op mix of one step
+     {"op": "info"}
+Each answer is one JSON line.
+"""
+import json
+import math
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PRESETS = {
+    'paper': dict(fmap_base=8192, fmap_max=512, latent=512),
+    'small': dict(fmap_base=1024, fmap_max=128, latent=128),
+}
+
+
+def nf(p, stage):
+    return min(int(p['fmap_base'] / 2.0 ** stage), p['fmap_max'])
+
+
+class EqConv(nn.Module):
+    def __init__(self, cin, cout, k, gain=math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.scale = gain / math.sqrt(cin * k * k)
+        self.pad = k // 2
+
+    def forward(self, x, bias=True):
+        return F.conv2d(x, self.weight * self.scale, self.bias if bias else None, padding=self.pad)
+
+
+class EqLinear(nn.Module):
+    def __init__(self, cin, cout, gain=math.sqrt(2), bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.scale = gain / math.sqrt(cin)
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+def lrelu(x):
+    return F.leaky_relu(x, 0.2)
+
+
+def pixel_norm(x, eps=1e-8):
+    return x * torch.rsqrt(x.square().mean(1, keepdim=True) + eps)
+
+
+def minibatch_stddev(x, group=4):
+    n, c, h, w = x.shape
+    g = min(group, n)
+    y = x.reshape(g, n // g, c, h, w)
+    y = y - y.mean(0, keepdim=True)
+    y = (y.square().mean(0) + 1e-8).sqrt().mean([1, 2, 3], keepdim=True)  # [M,1,1,1]
+    y = y.repeat(g, 1, h, w)
+    return torch.cat([x, y], 1)
+
+
+class Generator(nn.Module):
+    def __init__(self, p, final):
+        super().__init__()
+        self.p = p
+        top = int(math.log2(final))
+        c1 = nf(p, 1)
+        self.dense = EqLinear(p['latent'], c1 * 16, gain=math.sqrt(2) / 4, bias=False)
+        self.dense_bias = nn.Parameter(torch.zeros(c1))
+        self.conv4 = EqConv(c1, c1, 3)
+        self.conv0 = nn.ModuleDict()
+        self.conv1 = nn.ModuleDict()
+        self.torgb = nn.ModuleDict({str(r): EqConv(nf(p, r - 1), 3, 1, gain=1.0) for r in range(2, top + 1)})
+        for r in range(3, top + 1):
+            self.conv0[str(r)] = EqConv(nf(p, r - 2), nf(p, r - 1), 3)
+            self.conv1[str(r)] = EqConv(nf(p, r - 1), nf(p, r - 1), 3)
+
+    def block(self, x, r):
+        if r == 2:
+            y = self.dense(x).view(x.shape[0], -1, 4, 4) + self.dense_bias.view(1, -1, 1, 1)
+            y = pixel_norm(lrelu(y))
+            return pixel_norm(lrelu(self.conv4(y)))
+        x = F.interpolate(x, scale_factor=2, mode='nearest')
+        x = pixel_norm(lrelu(self.conv0[str(r)](x)))
+        return pixel_norm(lrelu(self.conv1[str(r)](x)))
+
+    def forward(self, z, res, alpha):
+        top = int(math.log2(res))
+        x = self.block(pixel_norm(z), 2)
+        for r in range(3, top):
+            x = self.block(x, r)
+        if top == 2:
+            return self.torgb['2'](x)
+        out = self.torgb[str(top)](self.block(x, top))
+        if alpha < 1:
+            old = F.interpolate(self.torgb[str(top - 1)](x), scale_factor=2, mode='nearest')
+            out = torch.lerp(old, out, alpha)
+        return out
+
+
+class Discriminator(nn.Module):
+    def __init__(self, p, final):
+        super().__init__()
+        top = int(math.log2(final))
+        self.fromrgb = nn.ModuleDict({str(r): EqConv(3, nf(p, r - 1), 1) for r in range(2, top + 1)})
+        self.conv0 = nn.ModuleDict()
+        self.conv1 = nn.ModuleDict()
+        for r in range(3, top + 1):
+            self.conv0[str(r)] = EqConv(nf(p, r - 1), nf(p, r - 1), 3)
+            self.conv1[str(r)] = EqConv(nf(p, r - 1), nf(p, r - 2), 3)
+        self.conv4 = EqConv(nf(p, 1) + 1, nf(p, 1), 3)
+        self.dense0 = EqLinear(nf(p, 1) * 16, nf(p, 0))
+        self.dense1 = EqLinear(nf(p, 0), 1, gain=1.0)
+
+    def block(self, x, r):
+        if r == 2:
+            x = lrelu(self.conv4(minibatch_stddev(x)))
+            x = lrelu(self.dense0(x.flatten(1)))
+            return self.dense1(x)
+        c1 = self.conv1[str(r)]
+        x = lrelu(self.conv0[str(r)](x))
+        x = F.avg_pool2d(c1(x, bias=False), 2) + c1.bias.view(1, -1, 1, 1)
+        return lrelu(x)
+
+    def forward(self, img, res, alpha):
+        top = int(math.log2(res))
+        x = self.block(lrelu(self.fromrgb[str(top)](img)), top)
+        if top > 2 and alpha < 1:
+            x = torch.lerp(lrelu(self.fromrgb[str(top - 1)](F.avg_pool2d(img, 2))), x, alpha)
+        for r in range(top - 1, 1, -1):
+            x = self.block(x, r)
+        return x[:, 0]
+
+
+class ProGANStep:
+    def __init__(self, preset, final=64, lr=1e-3, seed=0, check_finite=False):
+        torch.manual_seed(seed)
+        p = PRESETS[preset]
+        self.p, self.final = p, final
+        self.G, self.D = Generator(p, final), Discriminator(p, final)
+        self.G_ema = Generator(p, final)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        self.G_ema.requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr, betas=(0.0, 0.99), eps=1e-8)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr, betas=(0.0, 0.99), eps=1e-8)
+        self.check_finite = check_finite
+        # A uint8 "dataset" per resolution, sampled and converted every step as a loader would.
+        self.data = {}
+
+    def reals(self, res, n):
+        if res not in self.data:
+            self.data[res] = torch.randint(0, 256, (256, 3, res, res), dtype=torch.uint8)
+        idx = torch.randint(0, 256, (n,))
+        return self.data[res][idx].float().mul_(2 / 255).sub_(1)
+
+    def finite(self, params):
+        grads = [q.grad for q in params if q.grad is not None]
+        return bool(torch.stack(torch._foreach_norm(grads)).sum().isfinite()) if grads else True
+
+    def step(self, res, alpha, n, gp_on=True):
+        G, D, latent = self.G, self.D, self.p['latent']
+        k = self.final / res  # official GP scale: D sees nearest-upscaled images, box-downsampled by k
+        reals = self.reals(res, n)
+        if alpha < 1 and res > 4:
+            reals = torch.lerp(F.interpolate(F.avg_pool2d(reals, 2), scale_factor=2, mode='nearest'), reals, alpha)
+
+        # D step
+        with torch.no_grad():
+            fakes = G(torch.randn(n, latent), res, alpha)
+        real_s = D(reals, res, alpha)
+        fake_s = D(fakes, res, alpha)
+        gp = 0.0
+        if gp_on:  # off only for the profile's ablation
+            u = torch.rand(n, 1, 1, 1)
+            mixed = torch.lerp(reals, fakes, u).requires_grad_(True)
+            mixed_s = D(mixed, res, alpha)
+            grad, = torch.autograd.grad(mixed_s.sum(), mixed, create_graph=True)
+            norms = grad.flatten(1).norm(dim=1) / k
+            gp = 10.0 * (norms - 1.0).square()
+        d_loss = (fake_s - real_s + gp + 0.001 * real_s.square()).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        if not self.check_finite or self.finite(D.parameters()):
+            self.opt_d.step()
+
+        # G step: D's weights are constants
+        D.requires_grad_(False)
+        g_loss = -D(G(torch.randn(n, latent), res, alpha), res, alpha).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        D.requires_grad_(True)
+        if not self.check_finite or self.finite(G.parameters()):
+            self.opt_g.step()
+
+        with torch.no_grad():
+            for pe, pg in zip(self.G_ema.parameters(), self.G.parameters()):
+                pe.lerp_(pg, 1 - 0.999)
+        return d_loss.detach(), g_loss.detach()
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+_steppers = {}
+
+
+def stepper(job):
+    key = (job['preset'], job.get('finalResolution', 64), bool(job.get('checkFinite', False)))
+    if key not in _steppers:
+        _steppers[key] = ProGANStep(job['preset'], final=key[1], check_finite=key[2])
+    return _steppers[key]
+
+
+def run_step(job):
+    torch.set_num_threads(int(job['threads']))
+    s = stepper(job)
+    res, alpha, n = job['resolution'], float(job['alpha']), int(job.get('batch', 16))
+    gp_on = bool(job.get('gp', True))
+    for _ in range(int(job.get('warmup', 1))):
+        s.step(res, alpha, n, gp_on)
+    steps = int(job['steps'])
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        d, g = s.step(res, alpha, n, gp_on)
+        float(d), float(g)  # the losses a training loop would log
+        times.append(time.perf_counter() - t0)
+    total = sum(times)
+    return {
+        'imagesPerSecond': steps * n / total,
+        'stepMs': 1000 * total / steps,
+        'stepMsMin': 1000 * min(times),
+        'peakRssMB': peak_rss_mb(),
+    }
+
+
+def ceiling(job):
+    torch.set_num_threads(int(job['threads']))
+    out = {}
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    for _ in range(2):
+        a @ b
+    reps, best = int(job.get('reps', 8)), float('inf')
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, (time.perf_counter() - t0) / reps)
+    out['gemmGflops'] = 2 * 1024 ** 3 / best / 1e9
+    # 3x3 conv, 256->256 channels at 16x16, batch 16: the bulk of a ProGAN step
+    x, w = torch.randn(16, 256, 16, 16), torch.randn(256, 256, 3, 3)
+    for _ in range(2):
+        F.conv2d(x, w, padding=1)
+    best = float('inf')
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            F.conv2d(x, w, padding=1)
+        best = min(best, (time.perf_counter() - t0) / reps)
+    out['conv3x3Gflops'] = 2 * 16 * 256 * 256 * 9 * 16 * 16 / best / 1e9
+    return out
+
+
+def profile(job):
+    from torch.profiler import ProfilerActivity, profile as tprofile
+    torch.set_num_threads(int(job['threads']))
+    s = stepper(job)
+    res, alpha, n = job['resolution'], float(job['alpha']), int(job.get('batch', 16))
+    s.step(res, alpha, n)
+    s.step(res, alpha, n)
+    with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(int(job.get('steps', 1))):
+            s.step(res, alpha, n)
+    rows = []
+    for e in prof.key_averages():
+        rows.append((e.key, e.self_cpu_time_total / 1000.0, e.count))
+    total = sum(r[1] for r in rows)
+    rows.sort(key=lambda r: -r[1])
+    groups = {}
+
+    def group(name):
+        if 'convolution_backward' in name or 'ConvolutionBackward' in name:
+            return 'conv backward'
+        if 'mkldnn_convolution' in name or 'conv' in name:
+            return 'conv forward'
+        if name in ('aten::mm', 'aten::addmm', 'aten::bmm') or 'linear' in name:
+            return 'linear (mm)'
+        if 'adam' in name.lower() or 'Optimizer' in name or 'foreach' in name:
+            return 'optimizer / foreach'
+        if 'leaky' in name or 'threshold' in name:
+            return 'leaky relu (+bwd)'
+        if 'pool' in name or 'upsample' in name:
+            return 'pool / upsample (+bwd)'
+        return 'other elementwise / reductions / autograd'
+
+    for name, ms, _ in rows:
+        groups[group(name)] = groups.get(group(name), 0.0) + ms
+    return {
+        'totalSelfMs': total / max(int(job.get('steps', 1)), 1),
+        'groups': {k: round(100 * v / total, 1) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+        'top': [{'op': r[0], 'pct': round(100 * r[1] / total, 1), 'calls': r[2]} for r in rows[:12]],
+    }
+
+
+def adam_cost(job):
+    """What our trainer's per-step bookkeeping costs, timed with the same ATen calls (native/train/adam.cpp,
+    trainer.cpp gradientsFinite): Adam over every parameter of the final-resolution networks (zeros_like
+    grads for the unused ones) vs only the parameters in use at `resolution`; the non-finite check."""
+    torch.set_num_threads(int(job['threads']))
+    s = ProGANStep(job['preset'], final=job.get('finalResolution', 64))
+    res = job['resolution']
+    s.opt_d.zero_grad(set_to_none=True)
+    s.opt_g.zero_grad(set_to_none=True)
+    s.step(res, 1.0, 16)  # leaves grads on the parameters used at res
+    params = [p for m in (s.G, s.D) for p in m.parameters()]
+    used = [p for p in params if p.grad is not None]
+    def adam(ps, m, v):
+        with torch.no_grad():
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in ps]
+            torch._foreach_lerp_(m, grads, 1.0)
+            torch._foreach_mul_(v, 0.99)
+            torch._foreach_addcmul_(v, grads, grads, 0.01)
+            d = torch._foreach_sqrt(v)
+            torch._foreach_div_(d, 0.1)
+            torch._foreach_add_(d, 1e-8)
+            torch._foreach_addcdiv_([p.detach() for p in ps], m, d, -0.0)
+    def timeit(fn, reps=int(job.get('reps', 5))):
+        fn()
+        best = float('inf')
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        return 1000 * best
+    ma, va = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+    mu, vu = [torch.zeros_like(p) for p in used], [torch.zeros_like(p) for p in used]
+    def finite():
+        g = [p.grad for p in used]
+        return torch.stack(torch._foreach_norm(g)).sum().isfinite().item()
+    return {
+        'paramsAll': sum(p.numel() for p in params), 'paramsUsed': sum(p.numel() for p in used),
+        'adamAllMs': timeit(lambda: adam(params, ma, va)), 'adamUsedMs': timeit(lambda: adam(used, mu, vu)),
+        'finiteCheckMs': timeit(finite),
+    }
+
+
+def info(_job):
+    return {
+        'torch': torch.__version__,
+        'cpuCapability': torch.backends.cpu.get_cpu_capability(),
+        'threads': torch.get_num_threads(),
+        'mkldnn': torch.backends.mkldnn.is_available(),
+    }
+
+
+OPS = {'step': run_step, 'ceiling': ceiling, 'profile': profile, 'info': info, 'adamCost': adam_cost}
+
+
+def answer(job):
+    try:
+        return {'ok': True, **OPS[job.get('op', 'step')](job)}
+    except Exception as e:  # report, keep serving
+        return {'ok': False, 'error': f'{type(e).__name__}: {e}'}
+
+
+def main():
+    if '--lines' in sys.argv:
+        for line in sys.stdin:
+            if line.strip():
+                print(json.dumps(answer(json.loads(line))), flush=True)
+        return
+    for job in json.load(sys.stdin):
+        print(json.dumps(answer(job)), flush=True)
+
+
+if __name__ == '__main__':
+    main()
