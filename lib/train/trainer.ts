@@ -212,11 +212,14 @@ export class Trainer {
     const stop = () => this.handle.requestStop();
     o.signal?.addEventListener('abort', stop, { once: true });
     try {
-      const last = await start((t) => {
-        if (t.tickSteps > 0) this.lastTick = t;
+      let lastOfRun = null as NativeTick | null;
+      const closing = await start((t) => {
+        if (t.tickSteps > 0) this.lastTick = lastOfRun = t;
         o.onProgress?.(t);
       });
-      return last;
+      // The closing report of a loop whose last tick was already sent carries no losses: resolve
+      // with that last tick instead, flagged as the end.
+      return closing.tickSteps === 0 && lastOfRun ? { ...lastOfRun, finished: true, stopped: closing.stopped } : closing;
     } finally {
       o.signal?.removeEventListener('abort', stop);
       this.running = false;

@@ -79,6 +79,7 @@ class TickAccumulator {
 }  // namespace
 
 TickReport runSchedule(Trainer& trainer, int64_t untilImages, int64_t tickImages, const TickCallback& onTick) {
+  trainer.phase = {};  // the schedule, not an earlier trainPhase(), now says where training stands
   TickAccumulator ticks(trainer, tickImages, onTick);
   while (trainer.imagesShown < untilImages) {
     if (trainer.stopRequested.load()) return ticks.finish(true);
