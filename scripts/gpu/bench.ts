@@ -1,0 +1,81 @@
+// Training throughput per resolution (the GPU benchmark when scripts/bench has no --device cuda
+// mode): Trainer.trainPhase img/s, stable and fade, 4² … --max-res (default 1024²), with the
+// paper's networks (--preset paper: fmapBase 8192, fmapMax 512, latent 512) and the paper's
+// minibatch per resolution, on a synthetic dataset. Each (resolution, phase): a warm-up of
+// --warmup steps (cuDNN benchmark mode picks algorithms on new shapes), then a timed phase sized
+// from the warm-up speed to last about --seconds (at least --min-steps steps). A resolution that
+// fails (e.g. out of memory) is logged and the table goes on; --budget seconds bounds the whole run.
+// Prints `RESULT bench PASS|FAIL ...`.
+import { Trainer } from '../../lib/train/trainer';
+import { arg, describeAddon, numArg, removeTempDir, syntheticDataset, table } from './common';
+
+async function main() {
+  const addon = describeAddon();
+  const device = arg('device', addon.cuda ? 'cuda' : 'cpu') as 'cpu' | 'cuda';
+  const maxRes = numArg('max-res', 1024);
+  const preset = arg('preset', 'paper') as 'paper' | 'small';
+  const fmapMax = numArg('fmap-max', 0);
+  const warmup = numArg('warmup', 3);
+  const seconds = numArg('seconds', 3);
+  const minSteps = numArg('min-steps', 5);
+  const budget = numArg('budget', 240);
+  const phases = arg('phases', 'stable,fade').split(',') as ('stable' | 'fade')[];
+  const start = Date.now();
+  console.log(`addon: ${addon.build} build, torch ${addon.torch}; device ${device}; preset ${preset}${fmapMax ? `, fmapMax ${fmapMax}` : ''}; 4²…${maxRes}²; ` +
+    `TF32 override ${process.env.NVIDIA_TF32_OVERRIDE ?? '(unset: cuDNN default, TF32 on)'}`);
+  const data = syntheticDataset(maxRes, 16, 3, 21);
+  const trainer = await Trainer.create({
+    data,
+    device,
+    seed: 5,
+    network: { preset, resolution: maxRes, ...(fmapMax ? { fmapMax } : {}) },
+  });
+  console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
+  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step']];
+  let failures = 0;
+  let measured = 0;
+  for (let res = 4; res <= maxRes; res *= 2) {
+    for (const phase of phases) {
+      if (phase === 'fade' && res === 4) continue;
+      const left = budget - (Date.now() - start) / 1000;
+      if (left < 2 * seconds) {
+        rows.push([`${res}²`, phase, '-', '-', '-', 'skipped: --budget spent', '-']);
+        continue;
+      }
+      try {
+        const mb = minibatchAt(trainer, res);
+        const w0 = process.hrtime.bigint();
+        await trainer.trainPhase({ resolution: res, phase, images: warmup * mb, tickImages: warmup * mb });
+        const ws = Number(process.hrtime.bigint() - w0) / 1e9;
+        const steps = Math.max(minSteps, Math.min(2000, Math.ceil((seconds * warmup) / Math.max(ws, 1e-3))));
+        const t0 = process.hrtime.bigint();
+        const p = await trainer.trainPhase({ resolution: res, phase, images: steps * mb, tickImages: steps * mb });
+        const s = Number(process.hrtime.bigint() - t0) / 1e9;
+        rows.push([`${res}²`, phase, mb, steps, s.toFixed(2), ((steps * mb) / s).toFixed(1), ((1000 * s) / steps).toFixed(1)]);
+        if (!Number.isFinite(p.dLoss)) failures++;
+        measured++;
+      } catch (e) {
+        failures++;
+        rows.push([`${res}²`, phase, '-', '-', '-', `FAILED: ${(e as Error).message.split('\n')[0].slice(0, 100)}`, '-']);
+      }
+      console.log(rows[rows.length - 1].join('  '));
+    }
+  }
+  console.log('\n' + table(rows));
+  console.log(`total ${((Date.now() - start) / 1000).toFixed(1)} s`);
+  removeTempDir();
+  console.log(failures ? `RESULT bench:${device} FAIL: ${failures} resolution/phase run(s) failed (see the table)` : `RESULT bench:${device} PASS ${measured} runs measured`);
+  process.exitCode = failures ? 1 : 0;
+}
+
+function minibatchAt(trainer: Trainer, res: number): number {
+  const s = trainer.options.schedule;
+  return s.minibatch[String(res)] ?? s.minibatchBase;
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log(`RESULT bench FAIL: ${(e as Error).message.split('\n')[0]}`);
+  removeTempDir();
+  process.exitCode = 1;
+});

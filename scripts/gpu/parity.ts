@@ -1,0 +1,231 @@
+// CUDA parity of the fused kernels (native/ops/*.cu) against their ATen references, through the
+// APIs that exist (there is no JS entry for a raw op):
+//   * Trainers with identical weights, network option impl 'auto' (fused kernels) and impl
+//     'reference' (ATen ops), on device 'cuda' and on 'cpu':
+//       - trainer.sample(latents, {resolution, alpha < 1, ema: false}): G's output fade blend
+//         (upsampleLerp forward);
+//       - trainer.debugStep(...): D loss terms (fadeReals on the reals, the gradient penalty's
+//         per-sample norms), every D gradient (the GP's backward: second derivatives through D),
+//         G loss and every G gradient (upsampleLerp backward = the SumPool2x kernel).
+//   * Comparisons (fp32, max relative error = max|a − b| / max|b| per tensor):
+//       cuda-kernels  cuda/auto vs cuda/reference   G output < 1e-5, losses and gradients < 1e-4
+//       cuda-vs-cpu   cuda/auto vs cpu/reference    G output < 1e-4, losses and gradients < 1e-3
+//       cpu-kernels   cpu/auto  vs cpu/reference    (control) same bounds as cuda-kernels
+//     Bounds are above fp32 noise, far below a wrong kernel (an indexing or scaling bug gives O(1)).
+//     cuDNN's TF32 must be off for these bounds: scripts/gpu-smoke sets NVIDIA_TF32_OVERRIDE=0.
+//   * fp64: the Trainer has no dtype option and Networks (which has setDtype('float64')) is
+//     CPU-only, so CUDA fp64 parity cannot run through the JS API: reported as NOT RUN (missing
+//     API). The CPU fp64 kernels are checked through Networks (G forwardBackward at α < 1) < 1e-12.
+// Sizes: batch 1, 3, 4, 5, 7, 8; channels 1 and 3; odd latent and feature-map counts; resolutions
+// 4…32 (kernels only see even power-of-two sizes: the networks never make others).
+// Prints one line `RESULT <check> PASS|FAIL|NOT RUN: <why>` per check (scripts/gpu-smoke collects them).
+import { createNetworks } from '../../lib/networks';
+import { randn, Tensor } from '../../lib/tensor';
+import { fromNative, toNative } from '../../lib/tensor';
+import { Trainer } from '../../lib/train/trainer';
+import type { NamedTensors } from '../../lib/safetensors';
+import { arg, describeAddon, fmt, relativeError, removeTempDir, scalarError, syntheticDataset, table, uniform } from './common';
+
+type Device = 'cpu' | 'cuda';
+type Impl = 'auto' | 'reference';
+const LEARNING_RATE = 0.002;
+
+interface NetCase {
+  id: string;
+  network: { preset: 'small'; resolution: number; channels: 1 | 3; fmapMax: number; latentSize: number; minibatchStddevGroup: number };
+  cases: { res: number; alpha: number; n: number }[];
+}
+const NETS: NetCase[] = [
+  {
+    id: 'rgb32',
+    network: { preset: 'small', resolution: 32, channels: 3, fmapMax: 24, latentSize: 20, minibatchStddevGroup: 4 },
+    cases: [
+      { res: 4, alpha: 1, n: 4 },
+      { res: 8, alpha: 0.37, n: 4 },
+      { res: 16, alpha: 0.5, n: 1 },
+      { res: 32, alpha: 0.63, n: 3 },
+      { res: 32, alpha: 1, n: 8 },
+    ],
+  },
+  {
+    id: 'gray16',
+    network: { preset: 'small', resolution: 16, channels: 1, fmapMax: 13, latentSize: 11, minibatchStddevGroup: 0 },
+    cases: [
+      { res: 8, alpha: 0.25, n: 5 },
+      { res: 16, alpha: 0.8, n: 7 },
+      { res: 16, alpha: 1, n: 1 },
+    ],
+  },
+];
+
+interface Bounds { output: number; step: number }
+const SAME_DEVICE: Bounds = { output: 1e-5, step: 1e-4 };
+const CROSS_DEVICE: Bounds = { output: 1e-4, step: 1e-3 };
+const FP64_CPU = 1e-12;
+
+interface Outcome {
+  sample: Tensor;
+  stats: Record<string, number | boolean>;
+  d: NamedTensors;
+  g: NamedTensors;
+}
+
+function randomWeights(params: NamedTensors, seed: number): NamedTensors {
+  let i = 0;
+  return new Map(
+    [...params].map(([name, t]) => {
+      const r = randn(t.shape, { seed: seed + 101 * i++ });
+      const data = r.data as Float32Array;
+      if (name.endsWith('.bias')) for (let j = 0; j < data.length; j++) data[j] *= 0.1;
+      return [name, r];
+    }),
+  );
+}
+
+function runCase(tr: Trainer, g: NamedTensors, d: NamedTensors, c: { res: number; alpha: number; n: number }, latent: number, channels: number, seed: number): Outcome {
+  tr.setParameters('generator', g);
+  tr.setParameters('discriminator', d);
+  const latents = randn([c.n, latent], { seed });
+  const sample = tr.sample(latents, { resolution: c.res, alpha: c.alpha, ema: false });
+  const r = tr.debugStep(
+    { resolution: c.res, alpha: c.alpha, learningRate: LEARNING_RATE },
+    {
+      reals: toNative(randn([c.n, channels, c.res, c.res], { seed: seed + 1 }), 'reals'),
+      realLabels: null,
+      latentsD: toNative(randn([c.n, latent], { seed: seed + 2 }), 'latentsD'),
+      u: toNative(uniform([c.n, 1, 1, 1], seed + 3), 'u'),
+      latentsG: toNative(randn([c.n, latent], { seed: seed + 4 }), 'latentsG'),
+      fakeLabels: null,
+    },
+  );
+  const named = (l: [string, Parameters<typeof fromNative>[0]][]) => new Map(l.map(([k, t]) => [k, fromNative(t)] as [string, Tensor]));
+  return { sample, stats: r.stats as unknown as Record<string, number | boolean>, d: named(r.discriminatorGradients), g: named(r.generatorGradients) };
+}
+
+const STATS = ['dLoss', 'gradientPenalty', 'drift', 'wasserstein', 'gLoss'] as const;
+
+interface Row { caseId: string; output: number; stats: number; statWorst: string; d: number; dWorst: string; g: number; gWorst: string; skipped: boolean }
+
+function compare(caseId: string, a: Outcome, b: Outcome): Row {
+  const output = relativeError(a.sample, b.sample);
+  let stats = 0, statWorst = '';
+  for (const s of STATS) {
+    // The Wasserstein term is a difference of two means (cancellation): judged on the D loss's scale.
+    const floor = s === 'wasserstein' ? Math.max(1e-3, Math.abs(b.stats.dLoss as number)) : 1e-3;
+    const e = scalarError(a.stats[s] as number, b.stats[s] as number, floor);
+    if (!(e <= stats)) { stats = e; statWorst = s; }
+  }
+  const worst = (x: NamedTensors, y: NamedTensors): [number, string] => {
+    let m = 0, w = '';
+    if ([...x.keys()].sort().join() !== [...y.keys()].sort().join()) return [Infinity, 'parameter names differ'];
+    for (const [k, t] of y) {
+      const e = relativeError(x.get(k)!, t);
+      if (!(e <= m)) { m = e; w = k; }
+    }
+    return [m, w];
+  };
+  const [d, dWorst] = worst(a.d, b.d);
+  const [g, gWorst] = worst(a.g, b.g);
+  const skipped = [a, b].some((o) => o.stats.dSkipped || o.stats.gSkipped);
+  return { caseId, output, stats, statWorst, d, dWorst, g, gWorst, skipped };
+}
+
+function report(name: string, rows: Row[], bounds: Bounds): boolean {
+  const ok = (r: Row) => r.output < bounds.output && r.stats < bounds.step && r.d < bounds.step && r.g < bounds.step && !r.skipped;
+  console.log(`\n== ${name}: G output < ${fmt(bounds.output)}, losses / gradients < ${fmt(bounds.step)}`);
+  console.log(table([
+    ['case', 'G output', 'losses (worst)', 'D grads (worst)', 'G grads (worst)', 'ok'],
+    ...rows.map((r) => [r.caseId, fmt(r.output), `${fmt(r.stats)} ${r.statWorst}`, `${fmt(r.d)} ${r.dWorst}`, `${fmt(r.g)} ${r.gWorst}`, ok(r) ? 'ok' : r.skipped ? 'FAIL (step skipped: non-finite)' : 'FAIL']),
+  ]));
+  const max = (f: (r: Row) => number) => fmt(Math.max(...rows.map(f)));
+  const pass = rows.every(ok);
+  console.log(`max: G output ${max((r) => r.output)}, losses ${max((r) => r.stats)}, D grads ${max((r) => r.d)}, G grads ${max((r) => r.g)}`);
+  return pass;
+}
+
+/** CPU fp64 control: G forwardBackward at α < 1 with fused vs reference kernels (Networks is CPU-only). */
+function cpuFp64Control(): boolean {
+  console.log(`\n== cpu-fp64: Networks (CPU) G forwardBackward, impl auto vs reference, float64: every tensor < ${fmt(FP64_CPU)}`);
+  const rows: (string | number)[][] = [['case', 'output', 'latent grad', 'param grads (worst)']];
+  let pass = true;
+  for (const [res, alpha, n] of [[8, 0.37, 1], [16, 0.6, 3], [32, 0.5, 4]] as const) {
+    const opts = { preset: 'small', resolution: 32, fmapMax: 24, latentSize: 20, seed: 7 } as const;
+    const a = createNetworks({ ...opts, impl: 'auto' });
+    const b = createNetworks({ ...opts, impl: 'reference' });
+    a.setDtype('float64');
+    b.setDtype('float64');
+    b.generator.setParameters(a.generator.parameters());
+    const z = randn([n, 20], { seed: 100 + res, dtype: 'float64' });
+    const go = randn([n, 3, res, res], { seed: 200 + res, dtype: 'float64' });
+    const ra = a.generator.forwardBackward(z, go, { resolution: res, alpha });
+    const rb = b.generator.forwardBackward(z, go, { resolution: res, alpha });
+    let worst = 0, where = '';
+    for (const [k, t] of rb.gradients) {
+      const e = relativeError(ra.gradients.get(k)!, t);
+      if (!(e <= worst)) { worst = e; where = k; }
+    }
+    const eo = relativeError(ra.output, rb.output), ei = relativeError(ra.inputGrad, rb.inputGrad);
+    pass &&= eo < FP64_CPU && ei < FP64_CPU && worst < FP64_CPU;
+    rows.push([`r${res}-a${alpha}-n${n}`, fmt(eo), fmt(ei), `${fmt(worst)} ${where}`]);
+  }
+  console.log(table(rows));
+  return pass;
+}
+
+async function main() {
+  const addon = describeAddon();
+  const wanted = arg('device', 'auto');
+  const gpu = wanted === 'cpu' ? false : addon.cuda;
+  if (wanted === 'cuda' && !gpu) throw new Error(`--device cuda but this addon (${addon.build} build) sees no GPU`);
+  console.log(`addon: ${addon.build} build, torch ${addon.torch}, GPU visible to libtorch: ${addon.cuda}; NVIDIA_TF32_OVERRIDE=${process.env.NVIDIA_TF32_OVERRIDE ?? '(unset)'}`);
+  const variants: [Device, Impl][] = gpu
+    ? [['cuda', 'auto'], ['cuda', 'reference'], ['cpu', 'auto'], ['cpu', 'reference']]
+    : [['cpu', 'auto'], ['cpu', 'reference']];
+  const rows = { cudaKernels: [] as Row[], cudaVsCpu: [] as Row[], cpuKernels: [] as Row[] };
+  const t0 = Date.now();
+  let seed = 1000;
+  for (const net of NETS) {
+    const data = syntheticDataset(net.network.resolution, 8, net.network.channels, 5);
+    const trainers = new Map<string, Trainer>();
+    for (const [device, impl] of variants) {
+      trainers.set(`${device}/${impl}`, await Trainer.create({ data, device, seed: 1, network: { ...net.network, impl } }));
+    }
+    const first = trainers.get(`${variants[0][0]}/auto`)!;
+    for (const c of net.cases) {
+      const g = randomWeights(first.parameters('generator'), (seed += 1000));
+      const d = randomWeights(first.parameters('discriminator'), seed + 50_000);
+      const out = new Map<string, Outcome>();
+      for (const [key, tr] of trainers) out.set(key, runCase(tr, g, d, c, net.network.latentSize, net.network.channels, seed + 7));
+      const id = `${net.id}-r${c.res}-a${c.alpha}-n${c.n}`;
+      rows.cpuKernels.push(compare(id, out.get('cpu/auto')!, out.get('cpu/reference')!));
+      if (gpu) {
+        rows.cudaKernels.push(compare(id, out.get('cuda/auto')!, out.get('cuda/reference')!));
+        rows.cudaVsCpu.push(compare(id, out.get('cuda/auto')!, out.get('cpu/reference')!));
+      }
+    }
+  }
+  console.log(`${NETS.reduce((s, n) => s + n.cases.length, 0)} cases × ${variants.length} trainers in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+  const results: [string, string][] = [];
+  if (gpu) {
+    results.push(['cuda-kernels-fp32', report('cuda-kernels (cuda/auto vs cuda/reference, fp32)', rows.cudaKernels, SAME_DEVICE) ? 'PASS' : 'FAIL']);
+    results.push(['cuda-vs-cpu-fp32', report('cuda-vs-cpu (cuda/auto vs cpu/reference, fp32)', rows.cudaVsCpu, CROSS_DEVICE) ? 'PASS' : 'FAIL']);
+  } else {
+    results.push(['cuda-kernels-fp32', 'NOT RUN: no GPU']);
+    results.push(['cuda-vs-cpu-fp32', 'NOT RUN: no GPU']);
+  }
+  results.push(['cuda-fp64', 'NOT RUN: no API (Trainer has no dtype option; Networks with setDtype is CPU-only)']);
+  results.push(['cpu-kernels-fp32', report('cpu-kernels (control: cpu/auto vs cpu/reference, fp32)', rows.cpuKernels, SAME_DEVICE) ? 'PASS' : 'FAIL']);
+  results.push(['cpu-kernels-fp64', cpuFp64Control() ? 'PASS' : 'FAIL']);
+  console.log('');
+  for (const [k, v] of results) console.log(`RESULT parity:${k} ${v}`);
+  removeTempDir();
+  process.exitCode = results.some(([, v]) => v === 'FAIL') ? 1 : 0;
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log(`RESULT parity FAIL: ${(e as Error).message.split('\n')[0]}`);
+  removeTempDir();
+  process.exitCode = 1;
+});
