@@ -7,24 +7,11 @@ import test from 'ava';
 import path from 'node:path';
 import { createNetworks, randn, writeSafetensors, Tensor, type Networks, type NamedTensors } from '../lib/index';
 import { assertPythonTorch, makeJobDir, removeJobDir, runReference } from './helpers/reference';
+import { relativeError as relativeErrorWithFloor } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
 
-/** Relative error of one tensor: max|ours − ref| / max(max|ref|, 1e-30); NaN anywhere → Infinity. */
-function relativeError(ours: Tensor, ref: Tensor): number {
-  if (ours.shape.join() !== ref.shape.join()) return Infinity;
-  const a = ours.data as Float32Array | Float64Array;
-  const b = ref.data as Float32Array | Float64Array;
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (Number.isNaN(d)) return Infinity;
-    if (d > diff) diff = d;
-    if (Math.abs(b[i]) > scale) scale = Math.abs(b[i]);
-  }
-  return diff / Math.max(scale, 1e-30);
-}
+const relativeError = (ours: Tensor, ref: Tensor): number => relativeErrorWithFloor(ours, ref, 1e-30);
 
 function toF64(t: Tensor): Tensor {
   return t.dtype === 'float64' ? t : new Tensor(Float64Array.from(t.data as Float32Array), t.shape, 'float64');
