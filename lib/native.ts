@@ -16,6 +16,18 @@ export const packageRoot = path.resolve(__dirname, '..');
 export interface NativeAddon {
   versions(): { torch: string; threads: number; parallel: string; build: 'cpu' | 'cuda' };
   cudaAvailable(): boolean;
+  /** Test and benchmark entry: one op with first and second derivatives (binding/ops_check.cpp). */
+  opDerivatives(spec: {
+    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample';
+    impl: 'auto' | 'reference';
+    inputs: NativeTensor[];
+    directions: NativeTensor[];
+    gradOutput: NativeTensor;
+    alpha?: number;
+    lambda?: number;
+    gamma?: number;
+    k?: number;
+  }): { output: NativeTensor; gradients: NativeTensor[]; gradOutputSecond: NativeTensor; inputsSecond: NativeTensor[] };
   randn(shape: number[], seed: number, dtype: 'float32' | 'float64'): NativeTensor;
   setThreads(n: number): void;
   Networks: new (config: object, seed: number) => NativeNetworks;

@@ -13,6 +13,8 @@
 
 namespace progan::binding {
 
+Napi::Value OpDerivatives(const Napi::CallbackInfo& info);  // ops_check.cpp
+
 namespace {
 
 // Read by the loader (lib/native.ts) from the file itself, before loading, to refuse a libtorch
@@ -70,6 +72,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("randn", Napi::Function::New(env, Randn));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
+  exports.Set("opDerivatives", Napi::Function::New(env, OpDerivatives));
   exports.Set("scheduleAt", Napi::Function::New(env, ScheduleAt));
   exports.Set("Networks", NetworksWrap::Define(env));
   exports.Set("Trainer", TrainerWrap::Define(env));

@@ -24,18 +24,28 @@ at::Tensor shiftedSum(const at::Tensor& w) {
 }
 }  // namespace
 
-torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {
-  TORCH_CHECK(kernel == 3, "forwardUpsampled needs a 3×3 convolution");
-  if (!fused) return forward(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}));
+at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
+  TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
+  if (!fused) return at::conv2d(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}), weight, bias, 1, 1);
   // A transposed conv correlates with the flipped kernel and takes it as [in, out, kh, kw].
-  const auto w = shiftedSum(scaledWeight()).flip({2, 3}).transpose(0, 1);
-  return at::conv_transpose2d(x, w, bias, 2, 1);
+  return at::conv_transpose2d(x, shiftedSum(weight).flip({2, 3}).transpose(0, 1), bias, 2, 1);
+}
+
+at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
+  TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
+  if (!fused) {
+    auto y = at::avg_pool2d(at::conv2d(x, weight, {}, 1, 1), 2);
+    return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
+  }
+  return at::conv2d(x, shiftedSum(weight) * 0.25, bias, 2, 1);
+}
+
+torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {
+  return upsampleConv3x3(x, scaledWeight(), bias, fused);
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardDownsampled(const torch::Tensor& x, bool fused) {
-  TORCH_CHECK(kernel == 3, "forwardDownsampled needs a 3×3 convolution");
-  if (!fused) return at::avg_pool2d(at::conv2d(x, scaledWeight(), {}, 1, 1), 2) + bias.view({1, -1, 1, 1});
-  return at::conv2d(x, shiftedSum(scaledWeight()) * 0.25, bias, 2, 1);
+  return conv3x3Downsample(x, scaledWeight(), bias, fused);
 }
 
 EqualizedLinearImpl::EqualizedLinearImpl(int64_t inFeatures, int64_t outFeatures, double gain, int64_t biasSize)

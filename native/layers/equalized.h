@@ -5,18 +5,22 @@
 
 namespace progan {
 
+// Nearest ×2 upsample then a 3×3 conv (padding 1). Fused: one stride-2 transposed conv whose 4×4
+// kernel sums the four shifted copies of the padded 3×3 kernel (official upscale2d_conv2d): the
+// same function with 2.25× fewer multiply-adds.
+at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused);
+// A 3×3 conv then 2×2 average pool, the bias added after the pool. Fused: one stride-2 4×4 conv
+// with the kernel built the same way ×0.25 (official conv2d_downscale2d).
+at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused);
+
 constexpr double kSqrt2 = 1.4142135623730951;
 
 class EqualizedConv2dImpl : public torch::nn::Module {
  public:
   EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, double gain = kSqrt2);
   torch::Tensor forward(const torch::Tensor& x);
-  // Nearest ×2 upsample then this conv (3×3). Fused: one stride-2 transposed conv whose 4×4 kernel
-  // sums the four shifted copies of the padded 3×3 kernel (official upscale2d_conv2d): the same
-  // function with 2.25× fewer multiply-adds.
+  // upsampleConv3x3 / conv3x3Downsample with this layer's scaled weight and bias.
   torch::Tensor forwardUpsampled(const torch::Tensor& x, bool fused);
-  // This conv (3×3) then 2×2 average pool, bias added after the pool. Fused: one stride-2 4×4
-  // conv with the kernel built the same way ×0.25 (official conv2d_downscale2d).
   torch::Tensor forwardDownsampled(const torch::Tensor& x, bool fused);
   // The runtime-scaled kernel.
   torch::Tensor scaledWeight() const { return weight * scale; }

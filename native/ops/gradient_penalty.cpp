@@ -62,7 +62,14 @@ struct PenaltyFromGradients : torch::autograd::Function<PenaltyFromGradients> {
   static variable_list backward(AutogradContext* ctx, variable_list gradOut) {
     const auto saved = ctx->get_saved_variables();
     const auto& grad = saved[0];
-    const auto& n = saved[1];
+    auto n = saved[1];
+    const double kk = ctx->saved_data["k"].toDouble();
+    if (torch::autograd::GradMode::is_enabled()) {
+      // A backward that will itself be differentiated: n must depend on grad in the graph.
+      std::vector<int64_t> dims;
+      for (int64_t d = 1; d < grad.dim(); ++d) dims.push_back(d);
+      n = grad.square().sum(dims).sqrt() / kk;
+    }
     const double lambda = ctx->saved_data["lambda"].toDouble(), gamma = ctx->saved_data["gamma"].toDouble();
     const double k = ctx->saved_data["k"].toDouble();
     auto coef = gradOut[0] * (2.0 * lambda / (gamma * gamma * k * k)) * (n - gamma) / n;

@@ -1,0 +1,97 @@
+// opDerivatives: one fused op (or its reference) with its first and second derivatives, for the
+// parity tests and benchmarks of native/ops and the fused-scale convolutions. Given inputs x_i,
+// an output gradient u and directions v_i it returns y = f(x), g_i = ∂⟨y, u⟩/∂x_i, and the
+// derivatives of Σ⟨g_i, v_i⟩ with respect to u and to every x_i (the double backward the
+// gradient penalty takes through D).
+#include <napi.h>
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include "binding/js_interop.h"
+#include "layers/equalized.h"
+#include "ops/fade_in.h"
+#include "ops/gradient_penalty.h"
+
+namespace progan::binding {
+
+namespace {
+
+at::Tensor applyOp(const std::string& op, const std::string& impl, const std::vector<at::Tensor>& x,
+                   const Napi::Object& spec) {
+  const auto ops = impl == "reference" ? OpsImpl::Reference : OpsImpl::Auto;
+  const bool fused = impl != "reference";
+  auto need = [&](size_t n) {
+    TORCH_CHECK(x.size() == n, op, " takes ", n, " inputs but received ", x.size());
+  };
+  if (op == "upsampleLerp") {
+    need(2);
+    return upsampleLerp(x[0], x[1], numberField(spec, "alpha"), ops);
+  }
+  if (op == "fadeReals") {
+    need(1);
+    return fadeReals(x[0], numberField(spec, "alpha"), ops);
+  }
+  if (op == "penalty") {
+    need(1);
+    return penaltyFromGradients(x[0], numberField(spec, "lambda"), numberField(spec, "gamma"), numberField(spec, "k"), ops);
+  }
+  if (op == "upsampleConv") {
+    need(3);
+    return upsampleConv3x3(x[0], x[1], x[2], fused);
+  }
+  if (op == "convDownsample") {
+    need(3);
+    return conv3x3Downsample(x[0], x[1], x[2], fused);
+  }
+  throw std::invalid_argument("Unknown op '" + op + "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample)");
+}
+
+std::vector<at::Tensor> tensorList(const Napi::Value& v, const std::string& name) {
+  if (!v.IsArray()) throw std::invalid_argument("Expected an array of Tensors for " + name);
+  auto arr = v.As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(toTorch(arr.Get(i), name + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+Napi::Array tensorsToJs(Napi::Env env, const std::vector<at::Tensor>& ts, const std::vector<at::Tensor>& like) {
+  auto arr = Napi::Array::New(env, ts.size());
+  for (size_t i = 0; i < ts.size(); ++i) arr.Set(uint32_t(i), toJs(env, ts[i].defined() ? ts[i] : at::zeros_like(like[i])));
+  return arr;
+}
+
+}  // namespace
+
+Napi::Value OpDerivatives(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const auto spec = info[0].As<Napi::Object>();
+    const auto op = stringField(spec, "op");
+    const auto impl = stringField(spec, "impl");
+    auto xs = tensorList(spec.Get("inputs"), "inputs");
+    const auto vs = tensorList(spec.Get("directions"), "directions");
+    TORCH_CHECK(vs.size() == xs.size(), "Expected one direction per input");
+    for (auto& x : xs) x.requires_grad_(true);
+    const auto y = applyOp(op, impl, xs, spec);
+    auto u = toTorch(spec.Get("gradOutput"), "gradOutput");
+    TORCH_CHECK(u.sizes() == y.sizes(), "Expected gradOutput of shape ", y.sizes(), " but received ", u.sizes());
+    u.requires_grad_(true);
+    const auto g = torch::autograd::grad({y}, xs, {u}, /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
+    auto s = at::zeros({}, y.options());
+    for (size_t i = 0; i < g.size(); ++i)
+      if (g[i].defined()) s = s + (g[i] * vs[i]).sum();
+    std::vector<at::Tensor> wrt{u};
+    wrt.insert(wrt.end(), xs.begin(), xs.end());
+    std::vector<at::Tensor> second(wrt.size());
+    if (s.requires_grad()) second = torch::autograd::grad({s}, wrt, {}, false, false, /*allow_unused=*/true);
+    auto env = info.Env();
+    auto out = Napi::Object::New(env);
+    out.Set("output", toJs(env, y));
+    out.Set("gradients", tensorsToJs(env, g, xs));
+    out.Set("gradOutputSecond", toJs(env, second[0].defined() ? second[0] : at::zeros_like(u)));
+    out.Set("inputsSecond", tensorsToJs(env, std::vector<at::Tensor>(second.begin() + 1, second.end()), xs));
+    return out;
+  });
+}
+
+}  // namespace progan::binding
