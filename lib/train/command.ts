@@ -195,8 +195,11 @@ export function registerTrainingCommands(program: Command): void {
     });
 }
 
-/** The demo's settings, measured to reach 32² with a full fade in about 10 minutes on 2 cores. */
-const DEMO = { preset: 'small', resolution: 32, stableKimg: 4, fadeKimg: 4, totalKimg: 30, tickKimg: 1, checkpointTicks: 5 };
+/**
+ * The demo's settings: 3 + 3 kimg phases, 4² → 32² with a full fade and 3 kimg of stable 32², in
+ * about 10 minutes on 2 cores (scripts/bench: the small preset ran ~15 img/s at 32² here).
+ */
+const DEMO = { preset: 'small', resolution: 32, stableKimg: 3, fadeKimg: 3, totalKimg: 21, tickKimg: 0.5, checkpointTicks: 10 };
 
 function labelsFor(labelSize: number, n: number) {
   if (labelSize === 0) return {};
