@@ -2,14 +2,17 @@
 // (scripts/bench/pytorch_step.py, same torch wheel), on the same machine, interleaved, as ratios.
 // Flags: --quick | --resolutions 4,8,16 | --presets small,paper | --steps N | --rounds N | --profile
 //        --no-variants (only our default build vs torch) | --threads N | --out FILE
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { DatasetWriter } from '../../lib/dataset/format';
 import { native } from '../../lib/native';
-import { featureMaps, type PresetName } from '../../lib/options';
+import { featureMaps } from '../../lib/options';
+
+/** The presets the bench knows (the paper's channels and the small CPU preset). */
+type PresetName = 'paper' | 'small';
 import { Trainer } from '../../lib/train/trainer';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
@@ -31,7 +34,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
-    quick: false, resolutions: null, presets: ['small', 'paper'], steps: null, rounds: 2, profile: true, variants: true,
+    quick: false, resolutions: null, presets: ['small', 'paper'], steps: null, rounds: 3, profile: true, variants: true,
     threads: os.availableParallelism(), out: path.join(__dirname, 'results', 'cpu-latest.json'),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -58,6 +61,7 @@ function parseArgs(argv: string[]): Args {
     a.resolutions ??= [8, 32];
     if (!process.argv.includes('--presets')) a.presets = ['small'];
     if (!process.argv.includes('--profile')) a.profile = false;
+    if (!process.argv.includes('--rounds')) a.rounds = 2;
   }
   return a;
 }
@@ -207,7 +211,7 @@ async function runOurs(t: Trainer, res: number, fade: boolean, steps: number) {
       }
     },
   });
-  return { imagesPerSecond: images / seconds, stepMs: (1000 * seconds) / (images / BATCH), peakRssMB: process.resourceUsage().maxRSS / 1024 };
+  return { imagesPerSecond: images / seconds, stepMs: (1000 * seconds) / (images / BATCH), peakRssMB: peakRssMB() };
 }
 
 // ---------------------------------------------------------------- helpers
@@ -313,8 +317,21 @@ async function main() {
       }
       extra.profile = prof;
     }
+    // Peak RSS of a fresh process per side, one model each, at the largest resolution planned (fading).
+    const rss: Record<string, unknown> = {};
+    for (const preset of a.presets) {
+      const res = Math.max(...configs.filter((c) => c.preset === preset).map((c) => c.res));
+      if (!Number.isFinite(res)) continue;
+      const env = { ...process.env, PYTHONPATH: path.join(repoRoot, '.libtorch') };
+      const o = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'rss_child.ts'), data, preset, String(res), String(a.threads)], { env, encoding: 'utf8' });
+      const job = JSON.stringify({ op: 'step', preset, resolution: res, alpha: 0.5, batch: BATCH, steps: 1, warmup: 1, threads: a.threads, finalResolution: FINAL });
+      const p = spawnSync('python3', [path.join(__dirname, 'pytorch_step.py'), '--lines'], { env, input: job + '\n', encoding: 'utf8' });
+      const parse = (x: string) => { try { return JSON.parse(x.trim().split('\n').pop() ?? '').peakRssMB as number; } catch { return NaN; } };
+      rss[`${preset} ${res}²`] = { oursMB: parse(o.stdout), torchMB: parse(p.stdout) };
+    }
+    extra.peakRssFreshProcess = rss;
     const ceil1 = await py.call<{ gemmGflops: number; conv3x3Gflops: number }>({ op: 'ceiling', threads: a.threads });
-    const ceiling = { gemmGflops: Math.max(ceil0.gemmGflops, ceil1.gemmGflops), conv3x3Gflops: Math.max(ceil0.conv3x3Gflops, ceil1.conv3x3Gflops) };
+    const ceiling = { gemmGflops: Math.max(ceil0.gemmGflops, ceil1.gemmGflops), conv3x3Gflops: Math.max(ceil0.conv3x3Gflops, ceil1.conv3x3Gflops), samples: [ceil0, ceil1] };
     const peak = Math.max(ceiling.gemmGflops, ceiling.conv3x3Gflops);
     const load1 = os.loadavg();
 
@@ -338,7 +355,7 @@ async function main() {
         gflopPerStep: { ours: flopsOurs / 1e9, torch: flopsTorch / 1e9 },
         achievedGflops: { ours: gOurs, torch: gTorch },
         fractionOfCeiling: { ours: gOurs / peak, torch: gTorch / peak },
-        peakRssMB: { ours: s.rssOurs, torch: s.rssTorch },
+        peakRssMBCumulative: { ours: s.rssOurs, torch: s.rssTorch },
       };
     });
     const out = {
@@ -349,7 +366,7 @@ async function main() {
       ceiling, rows, ...extra,
       notes: [
         'ratio = median ours img/s / median torch img/s over interleaved rounds (same process pair, same run)',
-        'peak RSS is each process\'s max so far (ours: every trainer in the Node process; torch: every model in the Python process)',
+        'rows[].peakRssMBCumulative: each long-lived process\'s VmHWM so far (ours holds 3 variants × presets of trainers): compare peakRssFreshProcess instead',
         'GFLOP/s counts conv+dense multiply-adds actually executed (fused-scale layers count 4/9 of a 3×3 layer); see stepFlops()',
         'ours in fade: one phase with α rising 0→(N−1)/N; the cost does not depend on α (every α < 1 runs both paths)',
       ],
@@ -360,19 +377,20 @@ async function main() {
     const lines = [
       `CPU: ${cpuModel} (${os.availableParallelism()} cores, torch ${info.torch}, capability ${info.cpuCapability}), threads ${a.threads}, OMP_WAIT_POLICY=${ompWaitPolicy}`,
       `Load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}; ${a.rounds} interleaved rounds, medians; batch ${BATCH}, fp32, networks built to ${FINAL}².`,
-      `Ceiling (same Python process, best of runs): GEMM 1024³ ${fmt(ceiling.gemmGflops, 1)} GFLOP/s, conv3×3 256→256 16² ${fmt(ceiling.conv3x3Gflops, 1)} GFLOP/s.`,
+      `Ceiling (same Python process, best of runs): GEMM 1024³ ${fmt(ceiling.gemmGflops, 1)} GFLOP/s, conv3×3 (best of 256ch@16², 512ch@8², batch 16) ${fmt(ceiling.conv3x3Gflops, 1)} GFLOP/s. FLOP counts: analytic (stepFlops), equal to torch.utils.flop_counter's on the PyTorch step.`,
       '',
-      '| preset | res | phase | steps | ours img/s | torch img/s | **ours/torch** | fusedScale off img/s (gain) | impl reference img/s (gain) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) | peak RSS MB ours/torch |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| preset | res | phase | steps | ours img/s | torch img/s | **ours/torch** | fusedScale off img/s (gain) | impl reference img/s (gain) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) =>
         `| ${r.preset} | ${r.resolution} | ${r.phase} | ${r.steps} | ${fmt(r.oursImagesPerSecond)} | ${fmt(r.torchImagesPerSecond)} | **${fmt(r.ratio)}** | ` +
         `${r.oursFusedScaleOff === undefined ? 'n/a (= auto below 16²)' : `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)`} | ` +
         `${r.oursReference === undefined ? '–' : `${fmt(r.oursReference)} (${fmt(r.fusedOpsGain)}×)`} | ` +
-        `${fmt(r.gflopPerStep.ours, 1)} / ${fmt(r.gflopPerStep.torch, 1)} | ${fmt(r.achievedGflops.ours, 1)} / ${fmt(r.achievedGflops.torch, 1)} (${fmt(100 * r.fractionOfCeiling.ours, 0)}% / ${fmt(100 * r.fractionOfCeiling.torch, 0)}%) | ${fmt(r.peakRssMB.ours, 0)} / ${fmt(r.peakRssMB.torch, 0)} |`,
+        `${fmt(r.gflopPerStep.ours, 1)} / ${fmt(r.gflopPerStep.torch, 1)} | ${fmt(r.achievedGflops.ours, 1)} / ${fmt(r.achievedGflops.torch, 1)} (${fmt(100 * r.fractionOfCeiling.ours, 0)}% / ${fmt(100 * r.fractionOfCeiling.torch, 0)}%) |`,
       ),
       '',
       `JSON: ${path.relative(process.cwd(), a.out)} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
     ];
+    lines.push('', `Peak RSS, fresh process per side, one model each, 2 fading steps (MB): ${JSON.stringify(extra.peakRssFreshProcess)}`);
     if (extra.profile) lines.push('', 'Profile:', '```json', JSON.stringify(extra.profile, null, 1), '```');
     console.log(lines.join('\n'));
   } finally {
@@ -385,3 +403,12 @@ main().catch((e) => {
   console.error(e);
   process.exit(1);
 });
+
+/** VmHWM (this address space's peak); falls back to maxRSS, which on Linux also counts a forking parent's. */
+export function peakRssMB(): number {
+  try {
+    const m = /VmHWM:\s*(\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) / 1024;
+  } catch {}
+  return process.resourceUsage().maxRSS / 1024;
+}
