@@ -134,7 +134,7 @@ export class TrainingRun {
     s.images += t.imagesPerSecond * t.seconds;
     s.seconds += t.seconds;
     this.speed.set(t.resolution, s);
-    const eta = t.imagesPerSecond > 0 ? (this.settings.totalImages - t.imagesShown) / t.imagesPerSecond : NaN;
+    const eta = t.imagesPerSecond > 0 ? Math.max(0, this.settings.totalImages - t.imagesShown) / t.imagesPerSecond : NaN;
     const line = {
       time: new Date().toISOString(),
       kimg: t.imagesShown / 1000,
