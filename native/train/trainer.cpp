@@ -27,9 +27,10 @@ void setRequiresGrad(const std::vector<at::Tensor>& params, bool on) {
   for (const auto& p : params) p.requires_grad_(on);
 }
 
-void zeroGrads(const std::vector<at::Tensor>& params) {
+// Undefined, not zero: a parameter outside this step's graph then has no gradient, and Adam skips it.
+void clearGrads(const std::vector<at::Tensor>& params) {
   for (const auto& p : params)
-    if (p.grad().defined()) p.mutable_grad().zero_();
+    if (p.grad().defined()) p.mutable_grad().reset();
 }
 
 NamedTensors cloneGrads(torch::nn::Module& m) {
@@ -146,7 +147,7 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
     at::NoGradGuard noGrad;
     fakes = g_->forward(in.latentsD, oneHot(in.realLabels), res, alpha);
   }
-  zeroGrads(dParams_);
+  clearGrads(dParams_);
   auto dTerms = discriminatorLoss(d_, reals, fakes, in.realLabels, in.u, res, alpha, config_.loss, gpDivisor);
   dTerms.loss.backward();
   if (capture) capture->discriminator = cloneGrads(*d_);
@@ -159,7 +160,7 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
 
   // G step: D's weights are constants here, so no D weight gradients are computed.
   setRequiresGrad(dParams_, false);
-  zeroGrads(gParams_);
+  clearGrads(gParams_);
   GeneratorTerms gTerms;
   try {
     const auto gFakes = g_->forward(in.latentsG, oneHot(in.fakeLabels), res, alpha);
