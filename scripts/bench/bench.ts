@@ -14,6 +14,7 @@ import { featureMaps } from '../../lib/options';
 /** The presets the bench knows (the paper's channels and the small CPU preset). */
 type PresetName = 'paper' | 'small';
 import { Trainer } from '../../lib/train/trainer';
+import { peakRssMB } from './memory';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const FINAL = 64;
@@ -403,12 +404,3 @@ main().catch((e) => {
   console.error(e);
   process.exit(1);
 });
-
-/** VmHWM (this address space's peak); falls back to maxRSS, which on Linux also counts a forking parent's. */
-export function peakRssMB(): number {
-  try {
-    const m = /VmHWM:\s*(\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) / 1024;
-  } catch {}
-  return process.resourceUsage().maxRSS / 1024;
-}

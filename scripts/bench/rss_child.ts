@@ -3,6 +3,7 @@
 // Usage: tsx scripts/bench/rss_child.ts <data.pgds> <preset> <resolution> <threads>
 import { Trainer } from '../../lib/train/trainer';
 import type { PresetName } from '../../lib/options';
+import { peakRssMB } from './memory';
 
 async function main() {
   const [data, preset, res, threads] = process.argv.slice(2);
@@ -21,12 +22,3 @@ main().catch((e) => {
   console.error(e);
   process.exit(1);
 });
-
-/** VmHWM (this address space's peak); falls back to maxRSS, which on Linux also counts a forking parent's. */
-export function peakRssMB(): number {
-  try {
-    const m = /VmHWM:\s*(\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) / 1024;
-  } catch {}
-  return process.resourceUsage().maxRSS / 1024;
-}
