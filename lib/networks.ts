@@ -1,7 +1,7 @@
 // The generator and discriminator as typed JS objects over one native pair. Inputs are checked
 // here, with messages that name the argument, before anything reaches C++.
 import { native, type NativeNetworks, type NetworkName, type NamedNativeTensors } from './native';
-import { resolveNetworkOptions, type NetworkConfig, type NetworkOptionsInput } from './options';
+import { checkAlpha, checkResolution, resolveNetworkOptions, type NetworkConfig, type NetworkOptionsInput } from './options';
 import { readSafetensors, writeSafetensors, type NamedTensors } from './safetensors';
 import { Tensor, assertFinite, fromNative, toNative } from './tensor';
 
@@ -85,12 +85,8 @@ export class Network {
     const c = this.config;
     const resolution = options.resolution ?? c.resolution;
     const alpha = options.alpha ?? 1;
-    if (!Number.isInteger(resolution) || resolution < 4 || resolution > c.resolution || (resolution & (resolution - 1)) !== 0) {
-      throw new RangeError(`Expected a power of two from 4 to ${c.resolution} for resolution but received ${resolution}`);
-    }
-    if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1)) {
-      throw new RangeError(`Expected a number in [0, 1] for alpha but received ${alpha}`);
-    }
+    checkResolution(resolution, c.resolution);
+    checkAlpha(alpha);
     if (!(input instanceof Tensor)) throw new TypeError(`Expected a Tensor for the ${this.name} input`);
     if (input.dtype !== this.dtype()) {
       throw new TypeError(`Expected a ${this.dtype()} tensor for the ${this.name} input but received ${input.dtype}`);

@@ -97,6 +97,20 @@ export function featureMaps(config: Pick<NetworkConfig, 'fmapBase' | 'fmapDecay'
   return Math.min(Math.floor(config.fmapBase / 2 ** (stage * config.fmapDecay)), config.fmapMax);
 }
 
+/** Throws unless `resolution` is a power of two from 4 to `final` (a network runs at any of them). */
+export function checkResolution(resolution: number, final: number): void {
+  if (!Number.isInteger(resolution) || resolution < 4 || resolution > final || (resolution & (resolution - 1)) !== 0) {
+    throw new RangeError(`Expected a power of two from 4 to ${final} for resolution but received ${resolution}`);
+  }
+}
+
+/** Throws unless `alpha`, the weight of the newest block during a fade-in, is a number in [0, 1]. */
+export function checkAlpha(alpha: number): void {
+  if (typeof alpha !== 'number' || !(alpha >= 0 && alpha <= 1)) {
+    throw new RangeError(`Expected a number in [0, 1] for alpha but received ${alpha}`);
+  }
+}
+
 /** Resolutions from 4 up to the final one. */
 export function resolutionsUpTo(resolution: number): number[] {
   const out: number[] = [];

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { openDataset, type DatasetHeader } from '../dataset';
+import { checkAlpha, checkResolution } from '../options';
 import { native, type NativeTick, type NativeTrainer, type TrainerNetworkName } from '../native';
 import type { NamedTensors } from '../safetensors';
 import { Tensor, assertFinite, fromNative, toNative } from '../tensor';
@@ -109,10 +110,7 @@ export class Trainer {
 
   /** Runs one phase: `stable` at α = 1, or `fade` with α rising from 0 to 1 over `images`. */
   async trainPhase(o: TrainPhaseOptions): Promise<Progress> {
-    const final = this.options.network.resolution;
-    if (!Number.isInteger(o.resolution) || o.resolution < 4 || o.resolution > final || (o.resolution & (o.resolution - 1)) !== 0) {
-      throw new RangeError(`Expected a power of two from 4 to ${final} for resolution but received ${o.resolution}`);
-    }
+    checkResolution(o.resolution, this.options.network.resolution);
     if (o.phase !== 'stable' && o.phase !== 'fade') throw new TypeError(`Expected 'stable' or 'fade' for phase but received ${String(o.phase)}`);
     if (o.phase === 'fade' && o.resolution === 4) throw new RangeError('There is nothing to fade in at 4×4: use a stable phase');
     if (!Number.isSafeInteger(o.images) || o.images <= 0) {
@@ -140,10 +138,8 @@ export class Trainer {
     const point = this.currentPoint();
     const resolution = o.resolution ?? point.resolution;
     const alpha = o.alpha ?? point.alpha;
-    if (!Number.isInteger(resolution) || resolution < 4 || resolution > n.resolution || (resolution & (resolution - 1)) !== 0) {
-      throw new RangeError(`Expected a power of two from 4 to ${n.resolution} for resolution but received ${resolution}`);
-    }
-    if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`Expected a number in [0, 1] for alpha but received ${alpha}`);
+    checkResolution(resolution, n.resolution);
+    checkAlpha(alpha);
     let labels = null;
     if (n.labelSize > 0) {
       if (!o.labels) throw new TypeError(`This model is conditional: pass labels (class indices [N] or one-hot [N, ${n.labelSize}])`);
