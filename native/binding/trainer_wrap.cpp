@@ -293,7 +293,7 @@ Napi::Value TrainerWrap::DebugStep(const Napi::CallbackInfo& info) {
     inputs.latentsG = toTorch(in.Get("latentsG"), "latentsG");
     inputs.fakeLabels = labelIndices(in.Get("fakeLabels"), "fakeLabels");
     StepGradients grads;
-    const auto s = trainer_->step(point, inputs, &grads);
+    const auto s = StepStats::read(trainer_->step(point, inputs, &grads).values);
     auto env = info.Env();
     auto stats = Napi::Object::New(env);
     stats.Set("dLoss", s.dLoss);
@@ -302,8 +302,8 @@ Napi::Value TrainerWrap::DebugStep(const Napi::CallbackInfo& info) {
     stats.Set("drift", s.drift);
     stats.Set("wasserstein", s.wasserstein);
     stats.Set("labelLoss", s.labelLoss);
-    stats.Set("dSkipped", s.dSkipped);
-    stats.Set("gSkipped", s.gSkipped);
+    stats.Set("dSkipped", s.dSkipped != 0.0);
+    stats.Set("gSkipped", s.gSkipped != 0.0);
     auto out = Napi::Object::New(env);
     out.Set("stats", stats);
     out.Set("discriminatorGradients", namedToJs(env, grads.discriminator));
@@ -318,8 +318,8 @@ Napi::Value TrainerWrap::Status(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(env);
   o.Set("imagesShown", Napi::Number::New(env, double(t.imagesShown)));
   o.Set("steps", Napi::Number::New(env, double(t.steps)));
-  o.Set("skippedD", Napi::Number::New(env, double(t.skippedD)));
-  o.Set("skippedG", Napi::Number::New(env, double(t.skippedG)));
+  o.Set("skippedD", Napi::Number::New(env, double(t.skippedD())));
+  o.Set("skippedG", Napi::Number::New(env, double(t.skippedG())));
   o.Set("lastLod", Napi::Number::New(env, t.lastLod));
   auto ph = Napi::Object::New(env);
   ph.Set("resolution", Napi::Number::New(env, double(t.phase.resolution)));

@@ -11,11 +11,16 @@ EqualizedConv2dImpl::EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels
   bias = register_parameter("bias", torch::zeros({outChannels}));
 }
 
-torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) {
-  return at::conv2d(x, scaledWeight(), bias, 1, kernel / 2);
+namespace {
+// Output-side scaling once the weight is the larger tensor. The factor 2 leans towards the weight
+// side, whose multiply is shared by the layer's forward and both backward passes.
+bool scalesOutput(const at::Tensor& weight, int64_t outputNumel) { return weight.numel() > 2 * outputNumel; }
+
+int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double spatialFactor) {
+  if (x.dim() != 4) return 0;  // let the conv itself report the bad shape
+  return int64_t(double(x.size(0) * weight.size(0) * x.size(2) * x.size(3)) * spatialFactor);
 }
 
-namespace {
 // Σ of the four shifted copies of the zero-padded 3×3 kernel: [O, I, 4, 4].
 at::Tensor shiftedSum(const at::Tensor& w) {
   const auto p = at::constant_pad_nd(w, {1, 1, 1, 1});
@@ -40,12 +45,24 @@ at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, cons
   return at::conv2d(x, shiftedSum(weight) * 0.25, bias, 2, 1);
 }
 
+at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bias) {
+  if (!bias.defined()) return y * scale;
+  return at::add(y.dim() == 4 ? bias.view({1, -1, 1, 1}) : bias, y, scale);
+}
+
+torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) {
+  if (!scalesOutput(weight, convOutputNumel(x, weight, 1.0))) return at::conv2d(x, scaledWeight(), bias, 1, kernel / 2);
+  return scaleAddBias(at::conv2d(x, weight, {}, 1, kernel / 2), scale, bias);
+}
+
 torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {
-  return upsampleConv3x3(x, scaledWeight(), bias, fused);
+  if (!scalesOutput(weight, convOutputNumel(x, weight, 4.0))) return upsampleConv3x3(x, scaledWeight(), bias, fused);
+  return scaleAddBias(upsampleConv3x3(x, weight, {}, fused), scale, bias);
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardDownsampled(const torch::Tensor& x, bool fused) {
-  return conv3x3Downsample(x, scaledWeight(), bias, fused);
+  if (!scalesOutput(weight, convOutputNumel(x, weight, 0.25))) return conv3x3Downsample(x, scaledWeight(), bias, fused);
+  return scaleAddBias(conv3x3Downsample(x, weight, {}, fused), scale, bias);
 }
 
 EqualizedLinearImpl::EqualizedLinearImpl(int64_t inFeatures, int64_t outFeatures, double gain, int64_t biasSize)
@@ -58,7 +75,10 @@ EqualizedLinearImpl::EqualizedLinearImpl(int64_t inFeatures, int64_t outFeatures
 torch::Tensor EqualizedLinearImpl::forward(const torch::Tensor& x) {
   // Only a full-size bias is added here; a per-channel bias is the caller's to add after reshaping.
   const bool fullBias = bias.defined() && bias.size(0) == weight.size(0);
-  return at::linear(x, weight * scale, fullBias ? bias : torch::Tensor());
+  const auto b = fullBias ? bias : torch::Tensor();
+  const int64_t outputNumel = x.dim() == 2 ? x.size(0) * weight.size(0) : 0;
+  if (!scalesOutput(weight, outputNumel)) return at::linear(x, weight * scale, b);
+  return scaleAddBias(at::linear(x, weight), scale, b);
 }
 
 }  // namespace progan

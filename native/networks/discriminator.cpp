@@ -34,9 +34,9 @@ DiscriminatorImpl::DiscriminatorImpl(const NetworkConfig& config) : config_(conf
 
 torch::Tensor DiscriminatorImpl::fromRgb(const torch::Tensor& x, int64_t r) { return lrelu(fromRgb_[r]->forward(x)); }
 
-torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r) {
+torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_t parts) {
   if (r == 2) {
-    auto y = useStddev(config_) ? minibatchStddev(x, config_.minibatchStddevGroup) : x;
+    auto y = useStddev(config_) ? minibatchStddev(x, config_.minibatchStddevGroup, parts) : x;
     y = lrelu(conv1_[2]->forward(y));
     y = lrelu(dense0_->forward(y.flatten(1)));
     return dense1_->forward(y);
@@ -46,7 +46,7 @@ torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r) {
   return lrelu(conv1_[r]->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r)));
 }
 
-torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, double alpha) {
+torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, double alpha, int64_t parts) {
   TORCH_CHECK(NetworkConfig::isPowerOfTwo(resolution) && resolution <= config_.resolution,
               "Expected a resolution that is a power of two from 4 to ", config_.resolution, " but received ",
               resolution);
@@ -56,12 +56,12 @@ torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t re
               "Expected images of shape [N, ", config_.channels, ", ", resolution, ", ", resolution,
               "] but received ", images.sizes());
   const int64_t top = NetworkConfig::log2Of(resolution);
-  auto x = block(fromRgb(images, top), top);
+  auto x = block(fromRgb(images, top), top, parts);
   if (top > 2 && alpha < 1.0) {
     // Fade-in: the old fromRGB on the 2×2-averaged image, blended with the new block's output.
     x = at::lerp(fromRgb(at::avg_pool2d(images, 2), top - 1), x, alpha);
   }
-  for (int64_t r = top - 1; r >= 2; --r) x = block(x, r);
+  for (int64_t r = top - 1; r >= 2; --r) x = block(x, r, parts);
   return x;
 }
 

@@ -12,13 +12,15 @@ class DiscriminatorImpl : public torch::nn::Module {
  public:
   explicit DiscriminatorImpl(const NetworkConfig& config);
   // images [N, channels, R, R] at R = resolution; returns [N, 1 + labelSize] (score, label logits).
-  torch::Tensor forward(const torch::Tensor& images, int64_t resolution, double alpha);
+  // parts > 1: images stacks that many equal batches (reals and fakes in one pass); the minibatch
+  // stddev then sees each batch on its own, so the result equals one call per batch.
+  torch::Tensor forward(const torch::Tensor& images, int64_t resolution, double alpha, int64_t parts = 1);
 
   const NetworkConfig& config() const { return config_; }
 
  private:
   torch::Tensor fromRgb(const torch::Tensor& x, int64_t log2Res);
-  torch::Tensor block(const torch::Tensor& x, int64_t log2Res);
+  torch::Tensor block(const torch::Tensor& x, int64_t log2Res, int64_t parts);
 
   NetworkConfig config_;
   std::vector<EqualizedConv2d> fromRgb_, conv0_, conv1_;  // indexed by log2(resolution)

@@ -2,23 +2,30 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
-
 namespace progan {
 
 Adam::Adam(std::vector<at::Tensor> parameters, AdamConfig config) : params_(std::move(parameters)), config_(config) {
+  at::NoGradGuard noGrad;
   for (const auto& p : params_) {
     m_.push_back(at::zeros_like(p));
     v_.push_back(at::zeros_like(p));
   }
+  const auto flags = at::TensorOptions().dtype(at::kFloat).device(params_.empty() ? at::kCPU : params_[0].device());
+  stepCount_ = at::zeros({}, flags);
+  foundNonFinite_ = at::zeros({1}, flags);
+  one_ = at::ones({1}, flags);
 }
 
 void Adam::reset() {
   at::NoGradGuard noGrad;
   for (auto& t : m_) t.zero_();
   for (auto& t : v_) t.zero_();
-  steps_ = 0;
+  stepCount_.zero_();
 }
+
+int64_t Adam::steps() const { return int64_t(stepCount_.item<double>()); }
+
+void Adam::setSteps(int64_t s) { stepCount_.fill_(double(s)); }
 
 void Adam::step(double lr) {
   at::NoGradGuard noGrad;
@@ -34,18 +41,20 @@ void Adam::step(double lr) {
     m.push_back(m_[i]);
     v.push_back(v_[i]);
   }
-  ++steps_;
-  if (params.empty()) return;
-  const double bc1 = 1.0 - std::pow(config_.beta1, double(steps_));
-  const double bc2 = 1.0 - std::pow(config_.beta2, double(steps_));
-  // Multi-tensor (foreach) kernels: a few passes over all parameters instead of ~10 ops each.
-  at::_foreach_lerp_(m, grads, 1.0 - config_.beta1);
-  at::_foreach_mul_(v, config_.beta2);
-  at::_foreach_addcmul_(v, grads, grads, 1.0 - config_.beta2);
-  auto denom = at::_foreach_sqrt(v);
-  at::_foreach_div_(denom, std::sqrt(bc2));
-  at::_foreach_add_(denom, config_.epsilon);
-  at::_foreach_addcdiv_(params, m, denom, -lr / bc1);
+  foundNonFinite_.zero_();
+  if (params.empty()) {
+    stepCount_.add_(1);
+    return;
+  }
+  // Sets foundNonFinite_ to 1 if any gradient holds a NaN or Inf (the ×1 "unscale" is a no-op).
+  at::_amp_foreach_non_finite_check_and_unscale_(grads, foundNonFinite_, one_);
+  // The step count advances unless skipped; the kernel reads it for the bias corrections and does
+  // nothing at all when found_inf is 1.
+  stepCount_.add_(1).sub_(foundNonFinite_.squeeze());
+  const std::vector<at::Tensor> stepCounts(params.size(), stepCount_);
+  at::_fused_adam_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, stepCounts, lr, config_.beta1, config_.beta2,
+                   /*weight_decay=*/0.0, config_.epsilon, /*amsgrad=*/false, /*maximize=*/false,
+                   /*grad_scale=*/std::nullopt, foundNonFinite_);
 }
 
 }  // namespace progan

@@ -1,6 +1,7 @@
 // Adam as the official ProGAN config uses it (β1 0, β2 0.99, ε 1e-8), with explicit state so a
 // checkpoint can hold it and a change of level of detail can reset it (official
-// reset_opt_for_new_lod). The update follows torch.optim.Adam's arithmetic exactly.
+// reset_opt_for_new_lod). The update is torch.optim.Adam's (its fused kernel: one pass over
+// parameter, gradient and both moments).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -18,12 +19,17 @@ struct AdamConfig {
 class Adam {
  public:
   Adam(std::vector<at::Tensor> parameters, AdamConfig config);
-  // One update from the parameters' .grad() at learning rate `lr`.
+  // One update from the parameters' .grad() at learning rate `lr`. It first checks the gradients on
+  // the device: if any is NaN or ±Inf, nothing changes (parameters, moments, step count) and
+  // skipped() becomes 1 — all without a host sync, so a GPU step never waits on this check.
   void step(double lr);
   void reset();
 
-  int64_t steps() const { return steps_; }
-  void setSteps(int64_t s) { steps_ = s; }
+  // Syncs with the device; for checkpoints and reports, not for every step.
+  int64_t steps() const;
+  void setSteps(int64_t s);
+  // 1 when the last step() was skipped for non-finite gradients, else 0: float32 [1] on the device.
+  const at::Tensor& skipped() const { return foundNonFinite_; }
   // First and second moments, one per parameter, in parameter order (for checkpoints).
   std::vector<at::Tensor>& firstMoments() { return m_; }
   std::vector<at::Tensor>& secondMoments() { return v_; }
@@ -31,7 +37,8 @@ class Adam {
  private:
   std::vector<at::Tensor> params_, m_, v_;
   AdamConfig config_;
-  int64_t steps_ = 0;
+  // On the parameters' device, float32 as the fused kernel wants; shared by every parameter.
+  at::Tensor stepCount_, foundNonFinite_, one_;
 };
 
 }  // namespace progan

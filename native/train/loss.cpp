@@ -15,8 +15,10 @@ at::Tensor labelCrossEntropy(const at::Tensor& out, const at::Tensor& labels) {
 DiscriminatorTerms discriminatorLoss(Discriminator& d, const at::Tensor& reals, const at::Tensor& fakes,
                                      const at::Tensor& realLabels, const at::Tensor& u, int64_t resolution,
                                      double alpha, const LossConfig& config, double gpNormDivisor) {
-  const auto realOut = d->forward(reals, resolution, alpha);
-  const auto fakeOut = d->forward(fakes, resolution, alpha);
+  // Reals and fakes in one D pass: half the op launches, larger GEMMs, the same per-sample result.
+  const int64_t n = reals.size(0);
+  const auto out = d->forward(at::cat({reals, fakes}), resolution, alpha, /*parts=*/2);
+  const auto realOut = out.slice(0, 0, n), fakeOut = out.slice(0, n);
   const auto realScores = realOut.select(1, 0), fakeScores = fakeOut.select(1, 0);
   const auto gp = gradientPenalty([&](const at::Tensor& x) { return d->forward(x, resolution, alpha).select(1, 0); },
                                   reals, fakes, u, config.lambda, config.gamma, gpNormDivisor, d->config().opsImpl());

@@ -64,6 +64,7 @@ Trainer::Trainer(const TrainingConfig& config)
   gEmaParams_ = parameterList(*gEma_);
   adamG_ = std::make_unique<Adam>(gParams_, config.adam);
   adamD_ = std::make_unique<Adam>(dParams_, config.adam);
+  skipCounts_ = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
   if (!config.dataset.path.empty()) {
     dataset_ = std::make_unique<DatasetFile>(config.dataset);
     sampler_ = std::make_unique<Sampler>(config.dataset.count, config.seed ^ 0x9E3779B97F4A7C15ull);
@@ -83,13 +84,28 @@ at::Tensor Trainer::oneHot(const at::Tensor& labels) const {
   return at::one_hot(labels, config_.network.labelSize).to(gParams_.front().scalar_type());
 }
 
-bool Trainer::gradientsFinite(const std::vector<at::Tensor>& params) const {
-  std::vector<at::Tensor> grads;
-  for (const auto& p : params)
-    if (p.grad().defined()) grads.push_back(p.grad());
-  if (grads.empty()) return true;
-  // One reduction and one sync: a NaN or Inf anywhere makes the summed norms non-finite.
-  return at::stack(at::_foreach_norm(grads)).sum().isfinite().item<bool>();
+at::Tensor Trainer::toDevice(const at::Tensor& t) const {
+  if (!t.defined() || t.device() == device_) return t;
+  if (device_.is_cuda() && t.is_cpu()) return t.pin_memory().to(device_, /*non_blocking=*/true);
+  return t.to(device_);
+}
+
+int64_t Trainer::skippedD() const { return int64_t(skipCounts_[0].item<double>()); }
+int64_t Trainer::skippedG() const { return int64_t(skipCounts_[1].item<double>()); }
+
+StepFigures StepStats::read(const at::Tensor& values) {
+  const auto v = values.to(at::kCPU, at::kDouble).contiguous();
+  const double* p = v.data_ptr<double>();
+  StepFigures f;
+  f.dLoss = p[kDLoss];
+  f.gLoss = p[kGLoss];
+  f.gradientPenalty = p[kGradientPenalty];
+  f.drift = p[kDrift];
+  f.wasserstein = p[kWasserstein];
+  f.labelLoss = p[kLabelLoss];
+  f.dSkipped = p[kDSkipped];
+  f.gSkipped = p[kGSkipped];
+  return f;
 }
 
 StepStats Trainer::trainStep(const SchedulePoint& point) {
@@ -99,22 +115,22 @@ StepStats Trainer::trainStep(const SchedulePoint& point) {
   StepInputs in;
   const auto type = gParams_.front().scalar_type();
   // uint8 crosses to the device (4× fewer bytes than float), then converts there.
-  in.reals = dataset_->images(indices, point.resolution).to(device_).to(type).mul_(2.0 / 255.0).sub_(1.0);
+  in.reals = toDevice(dataset_->images(indices, point.resolution)).to(type).mul_(2.0 / 255.0).sub_(1.0);
   if (config_.mirror) {
-    const auto flip = (at::rand({n, 1, 1, 1}, rng_, at::TensorOptions().dtype(type)) < 0.5).to(device_);
+    const auto flip = toDevice(at::rand({n, 1, 1, 1}, rng_, at::TensorOptions().dtype(type)) < 0.5);
     in.reals = at::where(flip, in.reals.flip({3}), in.reals);
   }
   // Drawn on the CPU generator whatever the device, so a seed means the same run everywhere and
   // its state fits in a checkpoint.
   const auto opts = at::TensorOptions().dtype(type);
-  in.latentsD = at::randn({n, config_.network.latentSize}, rng_, opts).to(device_);
-  in.u = at::rand({n, 1, 1, 1}, rng_, opts).to(device_);
-  in.latentsG = at::randn({n, config_.network.latentSize}, rng_, opts).to(device_);
+  in.latentsD = toDevice(at::randn({n, config_.network.latentSize}, rng_, opts));
+  in.u = toDevice(at::rand({n, 1, 1, 1}, rng_, opts));
+  in.latentsG = toDevice(at::randn({n, config_.network.latentSize}, rng_, opts));
   if (config_.network.labelSize > 0) {
-    in.realLabels = dataset_->labels(indices).to(device_);
+    in.realLabels = toDevice(dataset_->labels(indices));
     // G's labels follow the dataset's label distribution (official get_random_labels_tf).
     in.fakeLabels =
-        dataset_->labels(at::randint(dataset_->count(), {n}, rng_, at::TensorOptions().dtype(at::kLong))).to(device_);
+        toDevice(dataset_->labels(at::randint(dataset_->count(), {n}, rng_, at::TensorOptions().dtype(at::kLong))));
   }
   return step(point, in);
 }
@@ -123,7 +139,7 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
   // Explicit inputs (tests) may arrive on the CPU; the step runs on the trainer's device.
   StepInputs in = inputs;
   for (auto* t : {&in.reals, &in.realLabels, &in.latentsD, &in.u, &in.latentsG, &in.fakeLabels})
-    if (t->defined()) *t = t->to(device_);
+    *t = toDevice(*t);
   const int64_t res = point.resolution;
   const double alpha = point.alpha;
   const int64_t n = in.reals.size(0);
@@ -139,7 +155,6 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
     reals = fadeReals(reals, alpha, config_.network.opsImpl());
   }
   const double gpDivisor = config_.loss.officialGpScale ? double(config_.network.resolution) / double(res) : 1.0;
-  StepStats stats;
 
   // D step: fakes carry no graph; only D's parameters get gradients.
   at::Tensor fakes;
@@ -151,12 +166,7 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
   auto dTerms = discriminatorLoss(d_, reals, fakes, in.realLabels, in.u, res, alpha, config_.loss, gpDivisor);
   dTerms.loss.backward();
   if (capture) capture->discriminator = cloneGrads(*d_);
-  if (gradientsFinite(dParams_)) {
-    adamD_->step(point.learningRate);
-  } else {
-    stats.dSkipped = true;
-    ++skippedD;
-  }
+  adamD_->step(point.learningRate);  // skipped on the device if a gradient is not finite
 
   // G step: D's weights are constants here, so no D weight gradients are computed.
   setRequiresGrad(dParams_, false);
@@ -172,12 +182,7 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
   }
   setRequiresGrad(dParams_, true);
   if (capture) capture->generator = cloneGrads(*g_);
-  if (gradientsFinite(gParams_)) {
-    adamG_->step(point.learningRate);
-  } else {
-    stats.gSkipped = true;
-    ++skippedG;
-  }
+  adamG_->step(point.learningRate);
 
   {
     at::NoGradGuard noGrad;
@@ -185,12 +190,13 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
   }
   imagesShown += n;
   ++steps;
-  stats.dLoss = dTerms.loss.item<double>();
-  stats.gLoss = gTerms.loss.item<double>();
-  stats.gradientPenalty = dTerms.gradientPenalty.item<double>();
-  stats.drift = dTerms.drift.item<double>();
-  stats.wasserstein = dTerms.wasserstein.item<double>();
-  stats.labelLoss = dTerms.labelLoss.item<double>() + gTerms.labelLoss.item<double>();
+  at::NoGradGuard noGrad;
+  StepStats stats;
+  const auto losses = at::stack({dTerms.loss, gTerms.loss, dTerms.gradientPenalty, dTerms.drift, dTerms.wasserstein,
+                                 dTerms.labelLoss + gTerms.labelLoss});
+  const auto skipped = at::cat({adamD_->skipped(), adamG_->skipped()}).to(at::kDouble);
+  skipCounts_.add_(skipped);
+  stats.values = at::cat({losses.to(at::kDouble), skipped});
   return stats;
 }
 
@@ -222,7 +228,7 @@ std::pair<NamedTensors, std::map<std::string, double>> Trainer::exportState() co
   t.emplace_back("rng.train", rng_.get_state());
   std::map<std::string, double> s{
       {"imagesShown", double(imagesShown)}, {"steps", double(steps)},
-      {"skippedD", double(skippedD)},       {"skippedG", double(skippedG)},
+      {"skippedD", double(skippedD())},     {"skippedG", double(skippedG())},
       {"lastLod", lastLod},                 {"adamG.steps", double(adamG_->steps())},
       {"adamD.steps", double(adamD_->steps())}, {"phase.resolution", double(phase.resolution)},
       {"phase.fade", phase.fade ? 1.0 : 0.0}, {"phase.images", double(phase.images)},
@@ -266,8 +272,8 @@ void Trainer::importState(const NamedTensors& tensors, const std::map<std::strin
   rng_.set_state(find("rng.train"));
   imagesShown = int64_t(scalar("imagesShown"));
   steps = int64_t(scalar("steps"));
-  skippedD = int64_t(scalar("skippedD"));
-  skippedG = int64_t(scalar("skippedG"));
+  skipCounts_[0].fill_(scalar("skippedD"));
+  skipCounts_[1].fill_(scalar("skippedG"));
   lastLod = scalar("lastLod");
   phase = {int64_t(scalar("phase.resolution")), scalar("phase.fade") != 0.0, int64_t(scalar("phase.images")),
            int64_t(scalar("phase.done"))};

@@ -30,9 +30,20 @@ struct StepInputs {
   at::Tensor fakeLabels;  // int64 [N] labels for the G step, or undefined
 };
 
-struct StepStats {
+// One step's figures on the host.
+struct StepFigures {
   double dLoss = 0, gLoss = 0, gradientPenalty = 0, drift = 0, wasserstein = 0, labelLoss = 0;
-  bool dSkipped = false, gSkipped = false;
+  double dSkipped = 0, gSkipped = 0;  // 1 when that update was skipped for non-finite gradients
+};
+
+// One step's figures packed in one float64 tensor on the training device, so that a step never
+// waits for the device: they reach the host when reported (a training loop sums them over a tick
+// and copies once).
+struct StepStats {
+  enum Index { kDLoss, kGLoss, kGradientPenalty, kDrift, kWasserstein, kLabelLoss, kDSkipped, kGSkipped, kCount };
+  at::Tensor values;  // [kCount]
+  // Copies `values` (or a sum of them) to the host.
+  static StepFigures read(const at::Tensor& values);
 };
 
 struct StepGradients {
@@ -67,9 +78,12 @@ class Trainer {
   Generator& generatorEma() { return gEma_; }
   Discriminator& discriminator() { return d_; }
 
+  // Updates skipped for non-finite gradients so far; these read the device (a sync on a GPU).
+  int64_t skippedD() const;
+  int64_t skippedG() const;
+
   int64_t imagesShown = 0;
   int64_t steps = 0;
-  int64_t skippedD = 0, skippedG = 0;
   double lastLod = -1.0;  // official prev_lod: Adam resets when floor or ceil of lod changes
   PhaseProgress phase;
   std::atomic<bool> stopRequested{false};
@@ -78,7 +92,9 @@ class Trainer {
  private:
   double emaBeta(int64_t minibatch) const;
   at::Tensor oneHot(const at::Tensor& labels) const;
-  bool gradientsFinite(const std::vector<at::Tensor>& params) const;
+  // CPU tensors (the dataset's batch, the run's random draws) to the training device; on a GPU from
+  // pinned memory without waiting, so the host prepares step n+1 while the device runs step n.
+  at::Tensor toDevice(const at::Tensor& t) const;
 
   TrainingConfig config_;
   Generator g_{nullptr}, gEma_{nullptr};
@@ -87,6 +103,7 @@ class Trainer {
   std::vector<at::Tensor> gParams_, dParams_, gEmaParams_;
   at::Generator rng_;
   at::Device device_{at::kCPU};
+  at::Tensor skipCounts_;  // float64 [2] on the device: D, G
   std::unique_ptr<DatasetFile> dataset_;
   std::unique_ptr<Sampler> sampler_;
 };

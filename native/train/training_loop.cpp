@@ -18,12 +18,12 @@ class TickAccumulator {
   void add(const SchedulePoint& p, const StepStats& s) {
     last_ = p;
     ++n_;
-    sum_.dLoss += s.dLoss;
-    sum_.gLoss += s.gLoss;
-    sum_.gradientPenalty += s.gradientPenalty;
-    sum_.drift += s.drift;
-    sum_.wasserstein += s.wasserstein;
-    sum_.labelLoss += s.labelLoss;
+    // Summed on the device; the host sees the sum once per tick.
+    if (sum_.defined()) {
+      sum_.add_(s.values);
+    } else {
+      sum_ = s.values.clone();
+    }
     if (trainer_.imagesShown >= tickStart_ + tickImages_) emit(false, false);
   }
 
@@ -34,11 +34,13 @@ class TickAccumulator {
     tickStart_ = trainer_.imagesShown;
     t0_ = Clock::now();
     n_ = 0;
-    sum_ = {};
+    sum_ = at::Tensor();
   }
 
   TickReport emit(bool finished, bool stopped) {
     TickReport r;
+    // Reading the sums waits for the device, so the tick's time below includes all its work.
+    const auto sum = sum_.defined() ? StepStats::read(sum_) : StepFigures{};
     const double seconds = std::chrono::duration<double>(Clock::now() - t0_).count();
     const double k = n_ > 0 ? 1.0 / double(n_) : 0.0;
     r.imagesShown = trainer_.imagesShown;
@@ -50,16 +52,16 @@ class TickAccumulator {
     r.lod = last_.lod;
     r.learningRate = last_.learningRate;
     r.fading = last_.fading;
-    r.dLoss = sum_.dLoss * k;
-    r.gLoss = sum_.gLoss * k;
-    r.gradientPenalty = sum_.gradientPenalty * k;
-    r.drift = sum_.drift * k;
-    r.wasserstein = sum_.wasserstein * k;
-    r.labelLoss = sum_.labelLoss * k;
+    r.dLoss = sum.dLoss * k;
+    r.gLoss = sum.gLoss * k;
+    r.gradientPenalty = sum.gradientPenalty * k;
+    r.drift = sum.drift * k;
+    r.wasserstein = sum.wasserstein * k;
+    r.labelLoss = sum.labelLoss * k;
     r.seconds = seconds;
     r.imagesPerSecond = seconds > 0 ? double(trainer_.imagesShown - tickStart_) / seconds : 0.0;
-    r.skippedD = trainer_.skippedD;
-    r.skippedG = trainer_.skippedG;
+    r.skippedD = trainer_.skippedD();
+    r.skippedG = trainer_.skippedG();
     r.finished = finished;
     r.stopped = stopped;
     if (n_ > 0 || finished) onTick_(r);
@@ -72,7 +74,7 @@ class TickAccumulator {
   const TickCallback& onTick_;
   int64_t tickStart_ = 0, n_ = 0;
   Clock::time_point t0_;
-  StepStats sum_;
+  at::Tensor sum_;  // of StepStats::values
   SchedulePoint last_{};
 };
 

@@ -190,7 +190,9 @@ class Run:
         self.prev_lod = -1.0
         self.images_shown = 0
 
-    def step(self, res, alpha, lr, reals, latentsD, u, latentsG):
+    def step(self, res, alpha, lr, reals, latentsD, u, latentsG, feed=None):
+        """feed: optional {'d': grads, 'g': grads} that Adam applies instead of this step's own gradients
+        (which are still computed and returned)."""
         cfg = self.cfg
         lod = lod_of(self.final, res, alpha)
         reset = math.floor(lod) != math.floor(self.prev_lod) or math.ceil(lod) != math.ceil(self.prev_lod)
@@ -206,14 +208,14 @@ class Run:
         names = list(self.dP)
         dGrads = dict(zip(names, torch.autograd.grad(terms['dLoss'], [self.dP[k] for k in names], allow_unused=True)))
         dGrads = {k: torch.zeros_like(self.dP[k]) if g is None else g.detach() for k, g in dGrads.items()}
-        self.adamD.step(dGrads, lr)
+        self.adamD.step(feed['d'] if feed else dGrads, lr)
 
         dFixed = {k: v.detach() for k, v in self.dP.items()}
         gLoss = (-N.D(dFixed, cfg, N.G(self.gP, cfg, latentsG, None, res, alpha), res, alpha)[:, 0]).mean()
         names = list(self.gP)
         gGrads = dict(zip(names, torch.autograd.grad(gLoss, [self.gP[k] for k in names], allow_unused=True)))
         gGrads = {k: torch.zeros_like(self.gP[k]) if g is None else g.detach() for k, g in gGrads.items()}
-        self.adamG.step(gGrads, lr)
+        self.adamG.step(feed['g'] if feed else gGrads, lr)
 
         n = reals.shape[0]
         beta = ema_beta(self.ema, n, self.images_shown)
@@ -322,7 +324,10 @@ def run_steps(case):
     """Two 20-step runs from the same initial weights, each with its own Adam (and resets) and EMA:
     'free' follows its own trajectory; 'forced' starts every step from the caller's weights before that
     step ({i}.G.*, {i}.D.*) — keeping its own Adam state — so float32-vs-float64 rounding cannot
-    accumulate, and reports its weights after each step (forced.{i}.G.*, forced.{i}.D.*)."""
+    accumulate, and reports its weights after each step (forced.{i}.G.*, forced.{i}.D.*). Its Adam
+    applies the caller's gradients ({i}.gradD.*, {i}.gradG.*) when given: its own gradients are
+    compared with them separately, and Adam's second moment would otherwise carry one step's
+    rounding-flipped leaky-ReLU kink into every update until the next reset."""
     dtype = DTYPES[case.get('dtype', 'float64')]
     t = load(case['inputs'], dtype)
     out = {}
@@ -336,8 +341,11 @@ def run_steps(case):
                         v.copy_(t[f'{i}.G.{k}'])
                     for k, v in r.dP.items():
                         v.copy_(t[f'{i}.D.{k}'])
+            feed = None
+            if mode == 'forced' and f'{i}.gradD.{next(iter(r.dP))}' in t:
+                feed = {'d': {k: t[f'{i}.gradD.{k}'] for k in r.dP}, 'g': {k: t[f'{i}.gradG.{k}'] for k in r.gP}}
             stats, dGrads, gGrads, _, reset = r.step(p['resolution'], p['alpha'], p['learningRate'],
-                                                     t[f'{i}.reals'], t[f'{i}.latentsD'], t[f'{i}.u'], t[f'{i}.latentsG'])
+                                                     t[f'{i}.reals'], t[f'{i}.latentsD'], t[f'{i}.u'], t[f'{i}.latentsG'], feed)
             if mode == 'forced':
                 out.update({f'forced.{i}.d.{k}': v for k, v in dGrads.items()})
                 out.update({f'forced.{i}.g.{k}': v for k, v in gGrads.items()})
