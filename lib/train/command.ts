@@ -72,6 +72,7 @@ function trainingOptionsFrom(o: Record<string, unknown>): TrainingOptionsInput {
   if (o.latentSize !== undefined) network.latentSize = o.latentSize as number;
   if (o.fmapMax !== undefined) network.fmapMax = o.fmapMax as number;
   if (o.fmapBase !== undefined) network.fmapBase = o.fmapBase as number;
+  if (o.precision !== undefined) network.precision = o.precision as 'float32';
   const out: TrainingOptionsInput = { data: o.data as string, network, schedule };
   if (o.seed !== undefined) out.seed = o.seed as number;
   if (o.mirror) out.mirror = true;
@@ -100,6 +101,7 @@ function addTrainingFlags(c: Command): Command {
     .option('--mirror', 'random horizontal flips')
     .option('--seed <n>', 'random seed', integerFlag('--seed'))
     .option('--threads <n>', 'CPU threads for libtorch (default: all cores)', integerFlag('--threads'))
+    .option('--precision <p>', 'float32 | bfloat16 (bfloat16 multiplies in convs and dense layers; the rest float32)')
     .option('--tick-kimg <x>', 'thousand images per tick (log line, sample grid)', numberFlag('--tick-kimg'))
     .option('--checkpoint-ticks <n>', 'checkpoint every N ticks', integerFlag('--checkpoint-ticks'))
     .option('--keep <n>', 'periodic checkpoints to keep', integerFlag('--keep'));

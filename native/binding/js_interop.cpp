@@ -155,6 +155,8 @@ NetworkConfig networkConfigFrom(const Napi::Object& o) {
   const auto fused = o.Get("fusedScale");
   c.fusedScale = fused.IsBoolean() ? (fused.As<Napi::Boolean>().Value() ? 1 : 0) : 2;
   c.referenceOps = o.Get("impl").IsString() && o.Get("impl").As<Napi::String>().Utf8Value() == "reference";
+  // Absent in checkpoints written before the option existed: float32.
+  c.bfloat16 = o.Get("precision").IsString() && o.Get("precision").As<Napi::String>().Utf8Value() == "bfloat16";
   return c;
 }
 

@@ -45,24 +45,47 @@ at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, cons
   return at::conv2d(x, shiftedSum(weight) * 0.25, bias, 2, 1);
 }
 
-at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bias) {
-  if (!bias.defined()) return y * scale;
+at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bias, at::ScalarType outType) {
+  if (!bias.defined()) return y.scalar_type() == outType ? y * scale : y.to(outType) * scale;
+  // The float32 bias promotes a bfloat16 y: cast, scale and bias in one pass.
   return at::add(y.dim() == 4 ? bias.view({1, -1, 1, 1}) : bias, y, scale);
 }
 
-torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) {
-  if (!scalesOutput(weight, convOutputNumel(x, weight, 1.0))) return at::conv2d(x, scaledWeight(), bias, 1, kernel / 2);
-  return scaleAddBias(at::conv2d(x, weight, {}, 1, kernel / 2), scale, bias);
+namespace {
+// The three conv layouts of a layer: plain 3×3 / 1×1, upsample-conv, conv-downsample.
+enum class ConvKind { Plain, Upsampled, Downsampled };
+
+at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t kernel,
+                    bool fused) {
+  switch (kind) {
+    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused);
+    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused);
+    default: return at::conv2d(x, w, b, 1, kernel / 2);
+  }
 }
 
+at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::Tensor& x, bool fused) {
+  const auto& w = l.weight;
+  const auto type = w.scalar_type();
+  if (l.bfloat16 && type != at::kBFloat16) {
+    // Reduced precision: the scale and bias go on the output, which returns to the weights' type there.
+    const auto y = convolve(kind, x.to(at::kBFloat16), w.to(at::kBFloat16), {}, l.kernel, fused);
+    return scaleAddBias(y, l.scale, l.bias, type);
+  }
+  const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;
+  if (!scalesOutput(w, convOutputNumel(x, w, spatial))) return convolve(kind, x, l.scaledWeight(), l.bias, l.kernel, fused);
+  return scaleAddBias(convolve(kind, x, w, {}, l.kernel, fused), l.scale, l.bias, type);
+}
+}  // namespace
+
+torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, ConvKind::Plain, x, false); }
+
 torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {
-  if (!scalesOutput(weight, convOutputNumel(x, weight, 4.0))) return upsampleConv3x3(x, scaledWeight(), bias, fused);
-  return scaleAddBias(upsampleConv3x3(x, weight, {}, fused), scale, bias);
+  return equalizedConv(*this, ConvKind::Upsampled, x, fused);
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardDownsampled(const torch::Tensor& x, bool fused) {
-  if (!scalesOutput(weight, convOutputNumel(x, weight, 0.25))) return conv3x3Downsample(x, scaledWeight(), bias, fused);
-  return scaleAddBias(conv3x3Downsample(x, weight, {}, fused), scale, bias);
+  return equalizedConv(*this, ConvKind::Downsampled, x, fused);
 }
 
 EqualizedLinearImpl::EqualizedLinearImpl(int64_t inFeatures, int64_t outFeatures, double gain, int64_t biasSize)
@@ -76,9 +99,19 @@ torch::Tensor EqualizedLinearImpl::forward(const torch::Tensor& x) {
   // Only a full-size bias is added here; a per-channel bias is the caller's to add after reshaping.
   const bool fullBias = bias.defined() && bias.size(0) == weight.size(0);
   const auto b = fullBias ? bias : torch::Tensor();
+  const auto type = weight.scalar_type();
+  if (bfloat16 && type != at::kBFloat16)
+    return scaleAddBias(at::linear(x.to(at::kBFloat16), weight.to(at::kBFloat16)), scale, b, type);
   const int64_t outputNumel = x.dim() == 2 ? x.size(0) * weight.size(0) : 0;
   if (!scalesOutput(weight, outputNumel)) return at::linear(x, weight * scale, b);
-  return scaleAddBias(at::linear(x, weight), scale, b);
+  return scaleAddBias(at::linear(x, weight), scale, b, type);
+}
+
+void setBfloat16(torch::nn::Module& root, bool bfloat16) {
+  for (auto& m : root.modules(/*include_self=*/false)) {
+    if (auto* c = m->as<EqualizedConv2dImpl>()) c->bfloat16 = bfloat16;
+    if (auto* l = m->as<EqualizedLinearImpl>()) l->bfloat16 = bfloat16;
+  }
 }
 
 }  // namespace progan

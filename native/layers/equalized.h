@@ -18,6 +18,11 @@ at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, cons
 
 constexpr double kSqrt2 = 1.4142135623730951;
 
+// Reduced-precision multiplies: with `bfloat16` set (and float32 or float64 weights), a layer casts its
+// input and weight, convolves or multiplies (float32 accumulation
+// inside oneDNN / cuDNN), and its output returns to the weights' type in the same op that scales it and
+// adds the bias. Every other op of the network thus sees float32, and autograd casts the gradients back.
+
 class EqualizedConv2dImpl : public torch::nn::Module {
  public:
   EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, double gain = kSqrt2);
@@ -31,6 +36,7 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   torch::Tensor weight, bias;
   double scale;
   int64_t kernel;
+  bool bfloat16 = false;
 };
 TORCH_MODULE(EqualizedConv2d);
 
@@ -43,10 +49,14 @@ class EqualizedLinearImpl : public torch::nn::Module {
 
   torch::Tensor weight, bias;
   double scale;
+  bool bfloat16 = false;
 };
 TORCH_MODULE(EqualizedLinear);
 
-// y·scale + bias (broadcast over the channel dimension 1) as one op; bias may be undefined.
-at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bias);
+// Sets `bfloat16` on every equalized layer under `root`.
+void setBfloat16(torch::nn::Module& root, bool bfloat16);
+
+// y·scale + bias (broadcast over the channel dimension 1) as one op, in `outType`; bias may be undefined.
+at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bias, at::ScalarType outType);
 
 }  // namespace progan

@@ -27,6 +27,8 @@ struct NetworkConfig {
   // Fused fade-in and gradient-penalty kernels (auto) or their ATen references (parity, benchmarks).
   bool referenceOps = false;
   OpsImpl opsImpl() const { return referenceOps ? OpsImpl::Reference : OpsImpl::Auto; }
+  // Convolutions and dense layers multiply in bfloat16; everything else stays in the weights' type.
+  bool bfloat16 = false;
 
   // 'auto' fuses where it measured faster: from 16×16 outputs (G) / inputs (D) up, on CPU and GPU
   // (scripts/bench/fused-scale); at 8×8 the gain is within noise, so the plain path stays.

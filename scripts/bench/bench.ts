@@ -157,11 +157,13 @@ class Python {
 }
 
 // ---------------------------------------------------------------- ours
-type Variant = 'auto' | 'fusedScaleOff' | 'reference';
+type Variant = 'auto' | 'fusedScaleOff' | 'reference' | 'bfloat16';
 const VARIANT_NET = {
   auto: { fusedScale: 'auto', impl: 'auto' },
   fusedScaleOff: { fusedScale: false, impl: 'auto' },
   reference: { fusedScale: 'auto', impl: 'reference' },
+  // Not the same math (bfloat16 multiplies): reported beside the fp32 comparison, never in the ratio.
+  bfloat16: { fusedScale: 'auto', impl: 'auto', precision: 'bfloat16' },
 } as const;
 
 function makeDataset(dir: string): string {
@@ -259,7 +261,7 @@ async function main() {
     const load0 = os.loadavg();
     const ceil0 = await py.call<{ gemmGflops: number; conv3x3Gflops: number }>({ op: 'ceiling', threads: a.threads });
     const configs = plan(a);
-    const variants: Variant[] = a.variants ? ['auto', 'fusedScaleOff', 'reference'] : ['auto'];
+    const variants: Variant[] = a.variants ? ['auto', 'fusedScaleOff', 'reference', 'bfloat16'] : ['auto'];
     console.error(`bench: ${configs.length} configs × (${variants.length} ours + torch) × ${a.rounds} rounds, ${a.threads} threads, OMP_WAIT_POLICY=${ompWaitPolicy}, load ${load0.map((x) => x.toFixed(1)).join(' ')}`);
 
     type Sample = { ours: Partial<Record<Variant, number[]>>; torch: number[]; rssOurs: number; rssTorch: number };
@@ -343,6 +345,7 @@ async function main() {
       const torch = median(s.torch);
       const fo = s.ours.fusedScaleOff ? median(s.ours.fusedScaleOff) : undefined;
       const ref = s.ours.reference ? median(s.ours.reference) : undefined;
+      const bf = s.ours.bfloat16 ? median(s.ours.bfloat16) : undefined;
       const flopsOurs = stepFlops(c.preset, c.res, c.fade, fuseAuto);
       const flopsTorch = stepFlops(c.preset, c.res, c.fade, fuseNever);
       const gOurs = (flopsOurs * ours) / BATCH / 1e9;
@@ -352,6 +355,7 @@ async function main() {
         oursImagesPerSecond: ours, torchImagesPerSecond: torch, ratio: ours / torch,
         oursFusedScaleOff: fo, fusedScaleGain: fo ? ours / fo : undefined,
         oursReference: ref, fusedOpsGain: ref ? ours / ref : undefined,
+        oursBfloat16: bf, bfloat16Gain: bf ? bf / ours : undefined,
         samples: { ours: s.ours, torch: s.torch },
         gflopPerStep: { ours: flopsOurs / 1e9, torch: flopsTorch / 1e9 },
         achievedGflops: { ours: gOurs, torch: gTorch },
@@ -367,7 +371,8 @@ async function main() {
       ceiling, rows, ...extra,
       notes: [
         'ratio = median ours img/s / median torch img/s over interleaved rounds (same process pair, same run)',
-        'rows[].peakRssMBCumulative: each long-lived process\'s VmHWM so far (ours holds 3 variants × presets of trainers): compare peakRssFreshProcess instead',
+        'rows[].peakRssMBCumulative: each long-lived process\'s VmHWM so far (ours holds 4 variants × presets of trainers): compare peakRssFreshProcess instead',
+        'bfloat16 variant: precision \'bfloat16\' (bfloat16 multiplies, float32 everything else) — not the same math, so never part of ratio',
         'GFLOP/s counts conv+dense multiply-adds actually executed (fused-scale layers count 4/9 of a 3×3 layer); see stepFlops()',
         'ours in fade: one phase with α rising 0→(N−1)/N; the cost does not depend on α (every α < 1 runs both paths)',
       ],
@@ -380,12 +385,13 @@ async function main() {
       `Load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}; ${a.rounds} interleaved rounds, medians; batch ${BATCH}, fp32, networks built to ${FINAL}².`,
       `Ceiling (same Python process, best of runs): GEMM 1024³ ${fmt(ceiling.gemmGflops, 1)} GFLOP/s, conv3×3 (best of 256ch@16², 512ch@8², batch 16) ${fmt(ceiling.conv3x3Gflops, 1)} GFLOP/s. FLOP counts: analytic (stepFlops), equal to torch.utils.flop_counter's on the PyTorch step.`,
       '',
-      '| preset | res | phase | steps | ours img/s | torch img/s | **ours/torch** | fusedScale off img/s (gain) | impl reference img/s (gain) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
+      '| preset | res | phase | steps | ours img/s | torch img/s | **ours/torch** | fusedScale off img/s (gain) | impl reference img/s (gain) | bfloat16 img/s (× fp32) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) =>
         `| ${r.preset} | ${r.resolution} | ${r.phase} | ${r.steps} | ${fmt(r.oursImagesPerSecond)} | ${fmt(r.torchImagesPerSecond)} | **${fmt(r.ratio)}** | ` +
         `${r.oursFusedScaleOff === undefined ? 'n/a (= auto below 16²)' : `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)`} | ` +
         `${r.oursReference === undefined ? '–' : `${fmt(r.oursReference)} (${fmt(r.fusedOpsGain)}×)`} | ` +
+        `${r.oursBfloat16 === undefined ? '–' : `${fmt(r.oursBfloat16)} (${fmt(r.bfloat16Gain)}×)`} | ` +
         `${fmt(r.gflopPerStep.ours, 1)} / ${fmt(r.gflopPerStep.torch, 1)} | ${fmt(r.achievedGflops.ours, 1)} / ${fmt(r.achievedGflops.torch, 1)} (${fmt(100 * r.fractionOfCeiling.ours, 0)}% / ${fmt(100 * r.fractionOfCeiling.torch, 0)}%) |`,
       ),
       '',
