@@ -2,7 +2,8 @@
 // (default: cuda when visible, else cpu), with small networks on a synthetic random .pgds dataset:
 // per resolution a fade phase (above 4²) and a stable phase of --images images each. Asserts
 // finite losses after every phase and no skipped (non-finite) steps; logs img/s per resolution and
-// phase; writes a sample grid of the EMA generator to --grid (PNG) when given.
+// phase; writes a sample grid of the EMA generator to --grid (PNG) when given. --precisions
+// float32,bfloat16 runs the whole schedule once per precision (one RESULT line each).
 // Prints `RESULT train PASS|FAIL ...` (scripts/gpu-smoke collects it).
 import fs from 'node:fs';
 import { imageGrid } from '../../lib/images';
@@ -17,16 +18,25 @@ async function main() {
   const images = numArg('images', 320);
   const fmapMax = numArg('fmap-max', 64);
   const grid = arg('grid', '');
-  console.log(`addon: ${addon.build} build, torch ${addon.torch}; device ${device}; 4²…${maxRes}², ${images} images per phase, fmapMax ${fmapMax}`);
+  const precisions = arg('precisions', 'float32').split(',') as ('float32' | 'bfloat16')[];
+  console.log(`addon: ${addon.build} build, torch ${addon.torch}; device ${device}; 4²…${maxRes}², ${images} images per phase, fmapMax ${fmapMax}; precisions ${precisions.join(', ')}`);
   let t = Date.now();
   const data = syntheticDataset(maxRes, 64, 3, 11);
   console.log(`synthetic dataset ${maxRes}² × 64 in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-  t = Date.now();
+  for (const precision of precisions) {
+    await trainAll(data, device, maxRes, images, fmapMax, precision, precision === precisions[0] ? grid : '');
+  }
+  removeTempDir();
+}
+
+async function trainAll(data: string, device: 'cpu' | 'cuda', maxRes: number, images: number, fmapMax: number, precision: 'float32' | 'bfloat16', grid: string) {
+  let t = Date.now();
+  console.log(`\n== precision ${precision}`);
   const trainer = await Trainer.create({
     data,
     device,
     seed: 3,
-    network: { preset: 'small', resolution: maxRes, fmapMax, latentSize: 64 },
+    network: { preset: 'small', resolution: maxRes, fmapMax, latentSize: 64, precision },
     schedule: { minibatch: 16 },
   });
   console.log(`trainer created in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -59,13 +69,13 @@ async function main() {
     fs.writeFileSync(grid, await imageGrid(samples, { columns: 4, padding: 2 }));
     console.log(`sample grid (EMA G, ${maxRes}²) → ${grid}`);
   }
-  removeTempDir();
+  const name = precision === 'float32' ? `train:${device}` : `train:${device}:${precision}`;
   if (failures.length) {
     console.log(failures.join('\n'));
-    console.log(`RESULT train:${device} FAIL: ${failures[0]}`);
+    console.log(`RESULT ${name} FAIL: ${failures[0]}`);
     process.exitCode = 1;
   } else {
-    console.log(`RESULT train:${device} PASS 4²…${maxRes}² finite losses, no skipped steps`);
+    console.log(`RESULT ${name} PASS 4²…${maxRes}² finite losses, no skipped steps`);
   }
 }
 
