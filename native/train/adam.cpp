@@ -13,7 +13,6 @@ Adam::Adam(std::vector<at::Tensor> parameters, AdamConfig config) : params_(std:
   const auto flags = at::TensorOptions().dtype(at::kFloat).device(params_.empty() ? at::kCPU : params_[0].device());
   stepCount_ = at::zeros({}, flags);
   foundNonFinite_ = at::zeros({1}, flags);
-  one_ = at::ones({1}, flags);
 }
 
 void Adam::reset() {
@@ -46,8 +45,9 @@ void Adam::step(double lr) {
     stepCount_.add_(1);
     return;
   }
-  // Sets foundNonFinite_ to 1 if any gradient holds a NaN or Inf (the ×1 "unscale" is a no-op).
-  at::_amp_foreach_non_finite_check_and_unscale_(grads, foundNonFinite_, one_);
+  // 1 if any gradient holds a NaN or Inf: one read of the gradients and a reduction, all on the
+  // device (a NaN or Inf anywhere makes the summed norms non-finite).
+  foundNonFinite_.copy_(at::stack(at::_foreach_norm(grads)).sum().isfinite().logical_not());
   // The step count advances unless skipped; the kernel reads it for the bias corrections and does
   // nothing at all when found_inf is 1.
   stepCount_.add_(1).sub_(foundNonFinite_.squeeze());

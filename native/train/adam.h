@@ -38,7 +38,7 @@ class Adam {
   std::vector<at::Tensor> params_, m_, v_;
   AdamConfig config_;
   // On the parameters' device, float32 as the fused kernel wants; shared by every parameter.
-  at::Tensor stepCount_, foundNonFinite_, one_;
+  at::Tensor stepCount_, foundNonFinite_;
 };
 
 }  // namespace progan
