@@ -45,13 +45,14 @@ at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, cons
   return at::conv2d(x, shiftedSum(weight) * 0.25, bias, 2, 1);
 }
 
+namespace {
+// y·scale + bias (broadcast over the channel dimension 1) as one op, in `outType`; bias may be undefined.
 at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bias, at::ScalarType outType) {
   if (!bias.defined()) return y.scalar_type() == outType ? y * scale : y.to(outType) * scale;
   // The float32 bias promotes a bfloat16 y: cast, scale and bias in one pass.
   return at::add(y.dim() == 4 ? bias.view({1, -1, 1, 1}) : bias, y, scale);
 }
 
-namespace {
 // The three conv layouts of a layer: plain 3×3 / 1×1, upsample-conv, conv-downsample.
 enum class ConvKind { Plain, Upsampled, Downsampled };
 

@@ -56,7 +56,4 @@ TORCH_MODULE(EqualizedLinear);
 // Sets `bfloat16` on every equalized layer under `root`.
 void setBfloat16(torch::nn::Module& root, bool bfloat16);
 
-// y·scale + bias (broadcast over the channel dimension 1) as one op, in `outType`; bias may be undefined.
-at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bias, at::ScalarType outType);
-
 }  // namespace progan
