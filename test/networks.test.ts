@@ -5,17 +5,13 @@
 // reference inits (catches gain mistakes that identical-weights parity cannot see in the init).
 import test from 'ava';
 import path from 'node:path';
-import { createNetworks, randn, writeSafetensors, Tensor, type Networks, type NamedTensors } from '../lib/index';
+import { createNetworks, randn, writeSafetensors, type Tensor, type Networks, type NamedTensors } from '../lib/index';
 import { assertPythonTorch, makeJobDir, removeJobDir, runReference } from './helpers/reference';
-import { relativeError as relativeErrorWithFloor } from './helpers/compare';
+import { relativeError as relativeErrorWithFloor, toFloat64 } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
 
 const relativeError = (ours: Tensor, ref: Tensor): number => relativeErrorWithFloor(ours, ref, 1e-30);
-
-function toF64(t: Tensor): Tensor {
-  return t.dtype === 'float64' ? t : new Tensor(Float64Array.from(t.data as Float32Array), t.shape, 'float64');
-}
 
 function maxAbs(t: Tensor): number {
   let m = 0;
@@ -186,8 +182,8 @@ test('G and D match the PyTorch reference: outputs and all gradients, float32 < 
           failures.push(`${c.id}: no float64 truth for ${where}`);
           continue;
         }
-        const oursVsTruth = relativeError(a, toF64(truth));
-        const refVsTruth = relativeError(toF64(b), truth);
+        const oursVsTruth = relativeError(a, toFloat64(truth));
+        const refVsTruth = relativeError(toFloat64(b), truth);
         if (err >= 1e-5) {
           // Only where float32 itself cannot resolve the tensor (a LReLU kink or cancellation makes the
           // reference's own float32 result as far off the truth), accept ours if it is no further off.

@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { createNetworks, randn, Tensor, type NamedTensors } from '../lib/index';
+import { createNetworks, randn, type NamedTensors, type Tensor } from '../lib/index';
+import { toFloat64 } from './helpers/compare';
 import { prepareDataset } from '../lib/dataset';
 import { Trainer, type Progress } from '../lib/train/trainer';
 
@@ -37,7 +38,6 @@ function normwiseError(ours: Tensor, ref: Tensor): number {
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'progan-precision-'));
 test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const toFloat64 = (t: Tensor) => new Tensor(Float64Array.from(t.data as Float32Array), t.shape, 'float64');
 
 test('bfloat16 networks: outputs and gradients within bfloat16 accuracy of float64', (t) => {
   const network = { preset: 'small' as const, resolution: 32, fmapMax: 64, latentSize: 64 };

@@ -1,5 +1,5 @@
 // How the parity tests measure agreement between our tensors and a reference's.
-import type { Tensor } from '../../lib/tensor';
+import { Tensor } from '../../lib/tensor';
 
 /**
  * Relative error of one tensor: max|ours − ref| / max(max|ref|, floor). A shape mismatch or a NaN
@@ -18,4 +18,9 @@ export function relativeError(ours: Tensor, ref: Tensor, floor: number): number 
     if (Math.abs(b[i]) > scale) scale = Math.abs(b[i]);
   }
   return diff / Math.max(scale, floor);
+}
+
+/** A float64 copy of a float32 tensor (float64 tensors pass through), to compare against a float64 truth. */
+export function toFloat64(t: Tensor): Tensor {
+  return t.dtype === 'float64' ? t : new Tensor(Float64Array.from(t.data as Float32Array), t.shape, 'float64');
 }
