@@ -1,6 +1,7 @@
 // Bad input to training fails with errors that name the problem, and nothing saved is lost: a missing
 // or mismatched dataset, bad phase lengths and learning rates, unknown options, truncated, tampered or
-// foreign checkpoints (API and CLI), and a failing save that must leave the previous checkpoint alone.
+// foreign checkpoints (API and CLI), a failing save that must leave the previous checkpoint alone, and
+// non-finite gradients, whose update is skipped and counted without touching weights or Adam state.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -266,3 +267,49 @@ test('a save whose rename fails leaves no temp file behind', (t) => {
   t.log(`temp files left: ${JSON.stringify(left)}`);
   t.deepEqual(left, []);
 });
+
+test('non-finite gradients skip the update on the device: weights and Adam state untouched, counted, the next step is Adam\'s first', async (t) => {
+  const trainer = await Trainer.create(options(rgb16));
+  const sane = trainer.parameters('discriminator');
+  // D weights ×1e30 overflow its activations: the losses and both networks' gradients become NaN.
+  const blown = new Map([...sane].map(([k, w]) => [k, new Tensor((w.data as Float32Array).map((x) => x * 1e30), w.shape, 'float32')]));
+  trainer.setParameters('discriminator', blown);
+  const before = { g: trainer.parameters('generator'), d: trainer.parameters('discriminator') };
+  const bad = await trainer.trainPhase({ resolution: 4, phase: 'stable', images: 8 });
+  t.log(`blown-up D: dLoss ${bad.dLoss}, gLoss ${bad.gLoss}; skipped D ${trainer.state.skippedD}, G ${trainer.state.skippedG}`);
+  t.is(trainer.state.steps, 1);
+  t.is(trainer.state.skippedD, 1);
+  t.is(trainer.state.skippedG, 1);
+  const changed = (a: Map<string, Tensor>, b: Map<string, Tensor>) =>
+    [...a].filter(([k, v]) => !Buffer.from(v.data.buffer).equals(Buffer.from(b.get(k)!.data.buffer))).map(([k]) => k);
+  t.deepEqual(changed(before.g, trainer.parameters('generator')), [], 'G changed on a skipped step');
+  t.deepEqual(changed(before.d, trainer.parameters('discriminator')), [], 'D changed on a skipped step');
+
+  // Sane weights again: this step must be Adam's first. With β1 0 and t = 1, |Δ| = lr·|g| / (|g| + ε):
+  // never above lr, and within 1e-3 of it unless |g| is below ~1e-5. A skipped step that had advanced
+  // t or touched the moments would give another size (t = 2, moments untouched: 1.41·lr) or NaN.
+  trainer.setParameters('discriminator', sane);
+  const lr = trainer.schedule.at(0).learningRate;
+  await trainer.trainPhase({ resolution: 4, phase: 'stable', images: 8 });
+  t.is(trainer.state.skippedD, 1, 'a finite step was counted as skipped');
+  const after = trainer.parameters('discriminator');
+  let moved = 0;
+  let nearLr = 0;
+  let above = 0;
+  for (const [k, w0] of sane) {
+    const a = after.get(k)!.data as Float32Array;
+    (w0.data as Float32Array).forEach((x, i) => {
+      const step = Math.abs(a[i] - x) / lr;
+      if (step === 0) return;  // layers of higher resolutions: no gradient, no update
+      moved++;
+      if (Math.abs(step - 1) < 1e-3) nearLr++;
+      // float32 rounding of w + Δ for |w| ≤ 8 is < 5e-4·lr
+      if (!(step <= 1 + 1e-3)) above++;
+    });
+  }
+  t.log(`after the skip: ${moved} D elements moved, ${nearLr} by lr (±1e-3), ${above} by more than lr`);
+  t.true(moved > 1000, `only ${moved} elements moved`);
+  t.is(above, 0, 'updates larger than lr: not Adam\'s first step');
+  t.true(nearLr >= 0.95 * moved, `only ${nearLr} of ${moved} updates are lr-sized`);
+});
+
