@@ -6,9 +6,8 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
-import { prepareDataset } from '../lib/dataset';
 import { Trainer, type Progress } from '../lib/train/trainer';
+import { noiseDataset } from './helpers/datasets';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'progan-fast-paths-'));
 test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -24,19 +23,7 @@ const TOLERANCE = 1e-3;
 const LEARNING_RATE = 2e-4;
 
 test('50 steps across a fade: fast paths on and off give the same losses', async (t) => {
-  const images = path.join(dir, 'images');
-  fs.mkdirSync(images);
-  let s = 7;
-  for (let i = 0; i < 24; i++) {
-    const px = Buffer.alloc(32 * 32 * 3);
-    for (let j = 0; j < px.length; j++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      px[j] = (s >>> 24) & 0xff;
-    }
-    await sharp(px, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(images, `${i}.png`));
-  }
-  const data = path.join(dir, 'data.pgds');
-  await prepareDataset({ input: images, output: data, resolution: 32 });
+  const data = await noiseDataset(dir, { count: 24, resolution: 32, seed: 7 });
 
   // startResolution 16: 25 stable steps at 16², then 25 steps fading 32² in (fused-scale is active
   // from 16² up under 'auto'; here forced on or off at every resolution).

@@ -13,11 +13,10 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { createNetworks, randn, type NamedTensors, type Tensor } from '../lib/index';
 import { toFloat64 } from './helpers/compare';
-import { prepareDataset } from '../lib/dataset';
 import { Trainer, type Progress } from '../lib/train/trainer';
+import { noiseDataset } from './helpers/datasets';
 
 /** ‖ours − ref‖₂ / ‖ref‖₂: bfloat16 rounding spreads over every element, so the normwise error is the
  * meaningful measure; the elementwise max over max|ref| also counts cancellation within one sum. */
@@ -100,19 +99,7 @@ test('bfloat16 networks: outputs and gradients within bfloat16 accuracy of float
 });
 
 test('bfloat16 training follows float32 from the same seed and stays finite across a fade', async (t) => {
-  const images = path.join(dir, 'images');
-  fs.mkdirSync(images);
-  let s = 5;
-  for (let i = 0; i < 16; i++) {
-    const px = Buffer.alloc(16 * 16 * 3);
-    for (let j = 0; j < px.length; j++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      px[j] = (s >>> 24) & 0xff;
-    }
-    await sharp(px, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(images, `${i}.png`));
-  }
-  const data = path.join(dir, 'data.pgds');
-  await prepareDataset({ input: images, output: data, resolution: 16 });
+  const data = await noiseDataset(dir, { count: 16, resolution: 16, seed: 5 });
   const run = async (precision: 'float32' | 'bfloat16') => {
     const trainer = await Trainer.create({
       data,
