@@ -2,16 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include "layers/leaky_relu.h"
 #include "layers/minibatch_stddev.h"
 
 namespace progan {
 
 namespace {
-at::Tensor lrelu(const at::Tensor& x) { return at::leaky_relu(x, 0.2); }
-std::string resName(int64_t log2Res) {
-  const auto r = std::to_string(int64_t(1) << log2Res);
-  return r + "x" + r;
-}
 bool useStddev(const NetworkConfig& c) { return c.minibatchStddevGroup > 1; }
 }  // namespace
 
@@ -21,10 +17,10 @@ DiscriminatorImpl::DiscriminatorImpl(const NetworkConfig& config) : config_(conf
   conv0_.resize(top + 1, nullptr);
   conv1_.resize(top + 1, nullptr);
   for (int64_t r = 2; r <= top; ++r)
-    fromRgb_[r] = register_module("fromrgb_" + resName(r), EqualizedConv2d(config.channels, config.nf(r - 1), 1));
+    fromRgb_[r] = register_module("fromrgb_" + NetworkConfig::resolutionName(r), EqualizedConv2d(config.channels, config.nf(r - 1), 1));
   for (int64_t r = top; r >= 3; --r) {
-    conv0_[r] = register_module("b" + resName(r) + "_conv0", EqualizedConv2d(config.nf(r - 1), config.nf(r - 1), 3));
-    conv1_[r] = register_module("b" + resName(r) + "_conv1_down", EqualizedConv2d(config.nf(r - 1), config.nf(r - 2), 3));
+    conv0_[r] = register_module("b" + NetworkConfig::resolutionName(r) + "_conv0", EqualizedConv2d(config.nf(r - 1), config.nf(r - 1), 3));
+    conv1_[r] = register_module("b" + NetworkConfig::resolutionName(r) + "_conv1_down", EqualizedConv2d(config.nf(r - 1), config.nf(r - 2), 3));
   }
   const int64_t extra = useStddev(config) ? 1 : 0;
   conv1_[2] = register_module("b4x4_conv", EqualizedConv2d(config.nf(1) + extra, config.nf(1), 3));

@@ -2,18 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include "layers/leaky_relu.h"
 #include "layers/pixel_norm.h"
 #include "ops/fade_in.h"
 
 namespace progan {
-
-namespace {
-at::Tensor lrelu(const at::Tensor& x) { return at::leaky_relu(x, 0.2); }
-std::string resName(int64_t log2Res) {
-  const auto r = std::to_string(int64_t(1) << log2Res);
-  return r + "x" + r;
-}
-}  // namespace
 
 GeneratorImpl::GeneratorImpl(const NetworkConfig& config) : config_(config) {
   const int64_t top = config.resolutionLog2();
@@ -25,11 +18,11 @@ GeneratorImpl::GeneratorImpl(const NetworkConfig& config) : config_(config) {
   dense_ = register_module("b4x4_dense", EqualizedLinear(in, config.nf(1) * 16, kSqrt2 / 4, config.nf(1)));
   conv1_[2] = register_module("b4x4_conv", EqualizedConv2d(config.nf(1), config.nf(1), 3));
   for (int64_t r = 3; r <= top; ++r) {
-    conv0_[r] = register_module("b" + resName(r) + "_conv0_up", EqualizedConv2d(config.nf(r - 2), config.nf(r - 1), 3));
-    conv1_[r] = register_module("b" + resName(r) + "_conv1", EqualizedConv2d(config.nf(r - 1), config.nf(r - 1), 3));
+    conv0_[r] = register_module("b" + NetworkConfig::resolutionName(r) + "_conv0_up", EqualizedConv2d(config.nf(r - 2), config.nf(r - 1), 3));
+    conv1_[r] = register_module("b" + NetworkConfig::resolutionName(r) + "_conv1", EqualizedConv2d(config.nf(r - 1), config.nf(r - 1), 3));
   }
   for (int64_t r = 2; r <= top; ++r)
-    toRgb_[r] = register_module("torgb_" + resName(r), EqualizedConv2d(config.nf(r - 1), config.channels, 1, 1.0));
+    toRgb_[r] = register_module("torgb_" + NetworkConfig::resolutionName(r), EqualizedConv2d(config.nf(r - 1), config.channels, 1, 1.0));
   setBfloat16(*this, config.bfloat16);
 }
 

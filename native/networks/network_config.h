@@ -47,6 +47,11 @@ struct NetworkConfig {
     return l;
   }
   static bool isPowerOfTwo(int64_t r) { return r >= 4 && (r & (r - 1)) == 0; }
+  // "8x8" for log2 = 3: the resolution part of the official layer names.
+  static std::string resolutionName(int64_t log2Res) {
+    const auto r = std::to_string(int64_t(1) << log2Res);
+    return r + "x" + r;
+  }
 };
 
 }  // namespace progan
