@@ -318,8 +318,9 @@ Napi::Value TrainerWrap::Status(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(env);
   o.Set("imagesShown", Napi::Number::New(env, double(t.imagesShown)));
   o.Set("steps", Napi::Number::New(env, double(t.steps)));
-  o.Set("skippedD", Napi::Number::New(env, double(t.skippedD())));
-  o.Set("skippedG", Napi::Number::New(env, double(t.skippedG())));
+  const auto [skippedD, skippedG] = t.skipped();
+  o.Set("skippedD", Napi::Number::New(env, double(skippedD)));
+  o.Set("skippedG", Napi::Number::New(env, double(skippedG)));
   o.Set("lastLod", Napi::Number::New(env, t.lastLod));
   auto ph = Napi::Object::New(env);
   ph.Set("resolution", Napi::Number::New(env, double(t.phase.resolution)));

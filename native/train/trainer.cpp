@@ -90,8 +90,10 @@ at::Tensor Trainer::toDevice(const at::Tensor& t) const {
   return t.to(device_);
 }
 
-int64_t Trainer::skippedD() const { return int64_t(skipCounts_[0].item<double>()); }
-int64_t Trainer::skippedG() const { return int64_t(skipCounts_[1].item<double>()); }
+std::pair<int64_t, int64_t> Trainer::skipped() const {
+  const auto c = skipCounts_.to(at::kCPU);
+  return {int64_t(c[0].item<double>()), int64_t(c[1].item<double>())};
+}
 
 StepFigures StepStats::read(const at::Tensor& values) {
   const auto v = values.to(at::kCPU, at::kDouble).contiguous();
@@ -226,9 +228,10 @@ std::pair<NamedTensors, std::map<std::string, double>> Trainer::exportState() co
   addAdam("adam_G.", *adamG_, *g_);
   addAdam("adam_D.", *adamD_, *d_);
   t.emplace_back("rng.train", rng_.get_state());
+  const auto [skippedD, skippedG] = skipped();
   std::map<std::string, double> s{
       {"imagesShown", double(imagesShown)}, {"steps", double(steps)},
-      {"skippedD", double(skippedD())},     {"skippedG", double(skippedG())},
+      {"skippedD", double(skippedD)},       {"skippedG", double(skippedG)},
       {"lastLod", lastLod},                 {"adamG.steps", double(adamG_->steps())},
       {"adamD.steps", double(adamD_->steps())}, {"phase.resolution", double(phase.resolution)},
       {"phase.fade", phase.fade ? 1.0 : 0.0}, {"phase.images", double(phase.images)},

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "data/dataset.h"
 #include "networks/discriminator.h"
@@ -78,9 +79,9 @@ class Trainer {
   Generator& generatorEma() { return gEma_; }
   Discriminator& discriminator() { return d_; }
 
-  // Updates skipped for non-finite gradients so far; these read the device (a sync on a GPU).
-  int64_t skippedD() const;
-  int64_t skippedG() const;
+  // Updates skipped for non-finite gradients so far, D and G, read from the device in one copy (a
+  // sync on a GPU: for reports and checkpoints).
+  std::pair<int64_t, int64_t> skipped() const;
 
   int64_t imagesShown = 0;
   int64_t steps = 0;

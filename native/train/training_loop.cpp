@@ -1,6 +1,7 @@
 #include "train/training_loop.h"
 
 #include <chrono>
+#include <tuple>
 
 namespace progan {
 
@@ -60,8 +61,7 @@ class TickAccumulator {
     r.labelLoss = sum.labelLoss * k;
     r.seconds = seconds;
     r.imagesPerSecond = seconds > 0 ? double(trainer_.imagesShown - tickStart_) / seconds : 0.0;
-    r.skippedD = trainer_.skippedD();
-    r.skippedG = trainer_.skippedG();
+    std::tie(r.skippedD, r.skippedG) = trainer_.skipped();
     r.finished = finished;
     r.stopped = stopped;
     if (n_ > 0 || finished) onTick_(r);
