@@ -22,16 +22,13 @@ Napi::Function NetworksWrap::Define(Napi::Env env) {
 }
 
 NetworksWrap::NetworksWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetworksWrap>(info) {
-  try {
+  guarded(info, [&] {
     const auto config = networkConfigFrom(info[0].As<Napi::Object>());
     torch::manual_seed(uint64_t(info[1].As<Napi::Number>().Int64Value()));
     generator_ = Generator(config);
     discriminator_ = Discriminator(config);
-  } catch (const c10::Error& e) {
-    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), e.what());
-  }
+    return info.Env().Undefined();
+  });
 }
 
 torch::nn::Module& NetworksWrap::module(const Napi::Value& which) {

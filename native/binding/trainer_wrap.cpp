@@ -195,13 +195,10 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
 }
 
 TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
-  try {
+  guarded(info, [&] {
     trainer_ = std::make_unique<Trainer>(trainingConfigFrom(info[0].As<Napi::Object>()));
-  } catch (const c10::Error& e) {
-    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), e.what());
-  }
+    return info.Env().Undefined();
+  });
 }
 
 Napi::Value TrainerWrap::RunSchedule(const Napi::CallbackInfo& info) {
