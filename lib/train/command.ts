@@ -72,7 +72,7 @@ function trainingOptionsFrom(o: Record<string, unknown>): TrainingOptionsInput {
   if (o.latentSize !== undefined) network.latentSize = o.latentSize as number;
   if (o.fmapMax !== undefined) network.fmapMax = o.fmapMax as number;
   if (o.fmapBase !== undefined) network.fmapBase = o.fmapBase as number;
-  if (o.precision !== undefined) network.precision = o.precision as 'float32';
+  if (o.precision !== undefined) network.precision = o.precision as 'float32' | 'bfloat16';  // zod names a bad value
   const out: TrainingOptionsInput = { data: o.data as string, network, schedule };
   if (o.seed !== undefined) out.seed = o.seed as number;
   if (o.mirror) out.mirror = true;
