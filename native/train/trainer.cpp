@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "ops/fade_in.h"
+#include "train/host_allocator.h"
 
 namespace progan {
 
@@ -45,6 +46,7 @@ NamedTensors cloneGrads(torch::nn::Module& m) {
 Trainer::Trainer(const TrainingConfig& config)
     : config_(config), rng_(at::make_generator<at::CPUGeneratorImpl>(config.seed)) {
   if (config.threads > 0) at::set_num_threads(int(config.threads));
+  useCachingHostAllocator();
   torch::manual_seed(config.seed);  // the networks' initial weights
   g_ = Generator(config.network);
   d_ = Discriminator(config.network);
