@@ -18,7 +18,7 @@ export interface NativeAddon {
   cudaAvailable(): boolean;
   /** Test and benchmark entry: one op with first and second derivatives (binding/ops_check.cpp). */
   opDerivatives(spec: {
-    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample';
+    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution';
     impl: 'auto' | 'reference';
     inputs: NativeTensor[];
     directions: NativeTensor[];
@@ -27,6 +27,9 @@ export interface NativeAddon {
     lambda?: number;
     gamma?: number;
     k?: number;
+    stride?: number;
+    padding?: number;
+    transposed?: boolean;
   }): { output: NativeTensor; gradients: NativeTensor[]; gradOutputSecond: NativeTensor; inputsSecond: NativeTensor[] };
   randn(shape: number[], seed: number, dtype: 'float32' | 'float64'): NativeTensor;
   setThreads(n: number): void;
@@ -72,8 +75,8 @@ export interface NativeStepInputs {
 }
 
 export interface NativeTrainer {
-  runSchedule(untilImages: number, tickImages: number, onTick: (t: NativeTick) => void): Promise<NativeTick>;
-  runPhase(resolution: number, fade: boolean, images: number, tickImages: number, onTick: (t: NativeTick) => void): Promise<NativeTick>;
+  runSchedule(untilImages: number, tickImages: number, onTick: (t: NativeTick) => void, profile: string | null): Promise<NativeTick>;
+  runPhase(resolution: number, fade: boolean, images: number, tickImages: number, onTick: (t: NativeTick) => void, profile: string | null): Promise<NativeTick>;
   requestStop(): void;
   sample(latents: NativeTensor, labels: NativeTensor | null, resolution: number, alpha: number, ema: boolean): NativeTensor;
   exportState(): { tensors: NamedNativeTensors; scalars: Record<string, number> };

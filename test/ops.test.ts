@@ -1,6 +1,7 @@
-// Fused ops against their references (native/ops) and fused-scale convolutions against the plain
-// upsample/conv and conv/pool: forward, first derivatives and second derivatives (the double
-// backward the gradient penalty takes through D), on random shapes including odd sizes and batch 1.
+// Fused ops against their references (native/ops), fused-scale convolutions against the plain
+// upsample/conv and conv/pool, and our convolution against ATen's: forward, first derivatives and
+// second derivatives (the double backward the gradient penalty takes through D), on random shapes
+// including odd sizes and batch 1.
 // Bounds: max relative error < 1e-6 in float64 and < 1e-5 in float32.
 import test from 'ava';
 import { native } from '../lib/native';
@@ -8,7 +9,7 @@ import { Tensor, fromNative, randn, toNative } from '../lib/tensor';
 import { relativeError } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
-type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample';
+type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution';
 const BOUND: Record<Dtype, number> = { float32: 1e-5, float64: 1e-6 };
 
 let seed = 1000;
@@ -18,7 +19,7 @@ interface Case {
   op: Op;
   shapes: number[][];
   out: number[];
-  scalars?: { alpha?: number; lambda?: number; gamma?: number; k?: number };
+  scalars?: { alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
@@ -38,6 +39,17 @@ function cases(): Case[] {
   }
   for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 6, 10], [2, 6, 3, 5, 7], [1, 1, 1, 2, 2]]) {
     out.push({ op: 'convDownsample', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, Math.floor(h / 2), Math.floor(w / 2)] });
+  }
+  // Our convolution (layers/convolution.cpp) against ATen's with ATen's own derivatives: every
+  // geometry the networks use (3×3 and 1×1 same-size, the fused-scale stride-2 4×4 and its
+  // transposed twin).
+  for (const [n, cin, cout, h, w, k, stride, padding, transposed] of [
+    [1, 3, 5, 5, 4, 3, 1, 1, false], [3, 4, 2, 5, 7, 1, 1, 0, false], [2, 3, 4, 7, 6, 4, 2, 1, false],
+    [2, 3, 4, 3, 5, 4, 2, 1, true], [1, 1, 1, 2, 2, 3, 1, 1, false], [1, 2, 3, 1, 1, 4, 2, 1, true],
+  ] as [number, number, number, number, number, number, number, number, boolean][]) {
+    const size = (s: number) => (transposed ? (s - 1) * stride - 2 * padding + k : Math.floor((s + 2 * padding - k) / stride) + 1);
+    const weight = transposed ? [cin, cout, k, k] : [cout, cin, k, k];
+    out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed } });
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <torch/autograd.h>
 
 #include "binding/js_interop.h"
+#include "layers/convolution.h"
 #include "layers/equalized.h"
 #include "ops/fade_in.h"
 #include "ops/gradient_penalty.h"
@@ -44,7 +45,15 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     need(3);
     return conv3x3Downsample(x[0], x[1], x[2], fused);
   }
-  throw std::invalid_argument("Unknown op '" + op + "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample)");
+  if (op == "convolution") {
+    need(3);
+    const int64_t stride = int64_t(numberField(spec, "stride")), padding = int64_t(numberField(spec, "padding"));
+    const bool transposed = spec.Get("transposed").ToBoolean().Value();
+    // The reference is ATen's convolution with ATen's own derivatives.
+    if (impl == "reference") return at::convolution(x[0], x[1], x[2], {stride, stride}, {padding, padding}, {1, 1}, transposed, {0, 0}, 1);
+    return convolution(x[0], x[1], x[2], {{stride, stride}, {padding, padding}, {0, 0}, transposed});
+  }
+  throw std::invalid_argument("Unknown op '" + op + "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution)");
 }
 
 std::vector<at::Tensor> tensorList(const Napi::Value& v, const std::string& name) {

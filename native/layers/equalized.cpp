@@ -3,6 +3,8 @@
 #include <cmath>
 #include <torch/nn/functional.h>
 
+#include "layers/convolution.h"
+
 namespace progan {
 
 EqualizedConv2dImpl::EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, double gain)
@@ -12,6 +14,10 @@ EqualizedConv2dImpl::EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels
 }
 
 namespace {
+ConvGeometry same(int64_t padding) { return {{1, 1}, {padding, padding}}; }
+const ConvGeometry kStride2Pad1{{2, 2}, {1, 1}};
+const ConvGeometry kTransposedStride2Pad1{{2, 2}, {1, 1}, {0, 0}, /*transposed=*/true};
+
 // Output-side scaling once the weight is the larger tensor. The factor 2 leans towards the weight
 // side, whose multiply is shared by the layer's forward and both backward passes.
 bool scalesOutput(const at::Tensor& weight, int64_t outputNumel) { return weight.numel() > 2 * outputNumel; }
@@ -31,18 +37,18 @@ at::Tensor shiftedSum(const at::Tensor& w) {
 
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
-  if (!fused) return at::conv2d(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}), weight, bias, 1, 1);
+  if (!fused) return convolution(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}), weight, bias, same(1));
   // A transposed conv correlates with the flipped kernel and takes it as [in, out, kh, kw].
-  return at::conv_transpose2d(x, shiftedSum(weight).flip({2, 3}).transpose(0, 1), bias, 2, 1);
+  return convolution(x, shiftedSum(weight).flip({2, 3}).transpose(0, 1), bias, kTransposedStride2Pad1);
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    auto y = at::avg_pool2d(at::conv2d(x, weight, {}, 1, 1), 2);
+    auto y = at::avg_pool2d(convolution(x, weight, {}, same(1)), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
-  return at::conv2d(x, shiftedSum(weight) * 0.25, bias, 2, 1);
+  return convolution(x, shiftedSum(weight) * 0.25, bias, kStride2Pad1);
 }
 
 namespace {
@@ -61,7 +67,7 @@ at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, con
   switch (kind) {
     case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused);
     case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused);
-    default: return at::conv2d(x, w, b, 1, kernel / 2);
+    default: return convolution(x, w, b, same(kernel / 2));
   }
 }
 

@@ -1,0 +1,131 @@
+#include "layers/convolution.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+namespace progan {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::Function;
+using torch::autograd::variable_list;
+
+// The three kernels, without autograd. `like` tensors only lend their shape.
+at::Tensor forwardKernel(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
+                         const ConvGeometry& g) {
+  return at::convolution(x, w, b, g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1);
+}
+
+at::Tensor inputGradKernel(const at::Tensor& gradOut, const at::Tensor& w, const at::Tensor& xLike,
+                           const ConvGeometry& g) {
+  return std::get<0>(at::convolution_backward(gradOut, xLike, w, std::nullopt, g.stride, g.padding, {1, 1},
+                                              g.transposed, g.outputPadding, 1, {true, false, false}));
+}
+
+at::Tensor weightGradKernel(const at::Tensor& x, const at::Tensor& gradOut, const at::Tensor& wLike,
+                            const ConvGeometry& g) {
+  return std::get<1>(at::convolution_backward(gradOut, x, wLike, std::nullopt, g.stride, g.padding, {1, 1},
+                                              g.transposed, g.outputPadding, 1, {false, true, false}));
+}
+
+void saveGeometry(AutogradContext* ctx, const ConvGeometry& g) {
+  ctx->saved_data["stride"] = g.stride;
+  ctx->saved_data["padding"] = g.padding;
+  ctx->saved_data["outputPadding"] = g.outputPadding;
+  ctx->saved_data["transposed"] = g.transposed;
+}
+
+ConvGeometry loadGeometry(AutogradContext* ctx) {
+  ConvGeometry g;
+  g.stride = ctx->saved_data["stride"].toIntVector();
+  g.padding = ctx->saved_data["padding"].toIntVector();
+  g.outputPadding = ctx->saved_data["outputPadding"].toIntVector();
+  g.transposed = ctx->saved_data["transposed"].toBool();
+  return g;
+}
+
+// Each of the three maps is linear in each of its two tensor arguments, so each derivative is one
+// of the other maps (⟨a, dgrad(gO, w)⟩ = ⟨conv(a, w), gO⟩, ⟨a, wgrad(x, gO)⟩ = ⟨conv(x, a), gO⟩),
+// and the three functions below close under differentiation.
+struct ConvFunction;
+struct InputGradFunction;
+struct WeightGradFunction;
+
+// y = conv(x, w) + b. The bias is optional because autograd functions take no undefined tensors.
+struct ConvFunction : Function<ConvFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
+                            const std::optional<at::Tensor>& b, const ConvGeometry& g) {
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["bias"] = b.has_value();
+    saveGeometry(ctx, g);
+    return forwardKernel(x, w, b, g);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads);
+};
+
+// gx = dgrad(gO, w): the input gradient of conv(·, w) for the output gradient gO.
+struct InputGradFunction : Function<InputGradFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gradOut, const at::Tensor& w,
+                            const at::Tensor& xLike, const ConvGeometry& g) {
+    ctx->save_for_backward({gradOut, w});
+    saveGeometry(ctx, g);
+    return inputGradKernel(gradOut, w, xLike, g);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads);
+};
+
+// gw = wgrad(x, gO): the weight gradient of conv(x, ·) for the output gradient gO.
+struct WeightGradFunction : Function<WeightGradFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& gradOut,
+                            const at::Tensor& wLike, const ConvGeometry& g) {
+    ctx->save_for_backward({x, gradOut});
+    saveGeometry(ctx, g);
+    return weightGradKernel(x, gradOut, wLike, g);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads);
+};
+
+variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) {
+  const auto saved = ctx->get_saved_variables();
+  const auto &x = saved[0], &w = saved[1];
+  const auto& gradOut = grads[0];
+  const auto g = loadGeometry(ctx);
+  at::Tensor gx, gw, gb;
+  if (ctx->needs_input_grad(0)) gx = InputGradFunction::apply(gradOut, w, x.detach(), g);
+  if (ctx->needs_input_grad(1)) gw = WeightGradFunction::apply(x, gradOut, w.detach(), g);
+  if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gb = gradOut.sum({0, 2, 3});
+  return {gx, gw, gb, at::Tensor()};
+}
+
+variable_list InputGradFunction::backward(AutogradContext* ctx, variable_list grads) {
+  const auto saved = ctx->get_saved_variables();
+  const auto &gradOut = saved[0], &w = saved[1];
+  const auto& a = grads[0];  // shaped like x
+  const auto g = loadGeometry(ctx);
+  at::Tensor dGradOut, dw;
+  if (ctx->needs_input_grad(0)) dGradOut = ConvFunction::apply(a, w, std::nullopt, g);
+  if (ctx->needs_input_grad(1)) dw = WeightGradFunction::apply(a, gradOut, w.detach(), g);
+  return {dGradOut, dw, at::Tensor(), at::Tensor()};
+}
+
+variable_list WeightGradFunction::backward(AutogradContext* ctx, variable_list grads) {
+  const auto saved = ctx->get_saved_variables();
+  const auto &x = saved[0], &gradOut = saved[1];
+  const auto& a = grads[0];  // shaped like w
+  const auto g = loadGeometry(ctx);
+  at::Tensor dx, dGradOut;
+  if (ctx->needs_input_grad(0)) dx = InputGradFunction::apply(gradOut, a, x.detach(), g);
+  if (ctx->needs_input_grad(1)) dGradOut = ConvFunction::apply(x, a, std::nullopt, g);
+  return {dx, dGradOut, at::Tensor(), at::Tensor()};
+}
+
+}  // namespace
+
+at::Tensor convolution(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const ConvGeometry& geometry) {
+  TORCH_CHECK(x.dim() == 4 && w.dim() == 4, "convolution expects a 4-D input and weight but received ", x.sizes(),
+              " and ", w.sizes());
+  return ConvFunction::apply(x, w, b.defined() ? std::optional<at::Tensor>(b) : std::nullopt, geometry);
+}
+
+}  // namespace progan
