@@ -181,3 +181,36 @@ test.serial('an already-aborted signal returns at once without training', async 
   t.true(r.stopped);
   t.is(trainer.state.steps, 0);
 });
+
+test.serial('profile: a run writes a Chrome trace that holds exactly its own steps', async (t) => {
+  const trainer = await Trainer.create(options());
+  await trainer.trainPhase({ resolution: 8, phase: 'stable', images: 8 }); // unprofiled warm-up step
+  const ops = async (steps: number) => {
+    const file = path.join(dir, `trace-${steps}.json`);
+    const r = await trainer.trainPhase({ resolution: 8, phase: 'stable', images: steps * 8, profile: file });
+    t.true(r.finished);
+    const events = (JSON.parse(fs.readFileSync(file, 'utf8')) as { traceEvents: { name: string; cat?: string; ph: string }[] }).traceEvents;
+    const count = (name: string) => events.filter((e) => e.ph === 'X' && e.cat === 'cpu_op' && e.name === name).length;
+    return { convolutions: count('aten::convolution'), adam: count('aten::_fused_adam_'), total: events.length };
+  };
+  const one = await ops(1);
+  const three = await ops(3);
+  t.log(`1 step: ${JSON.stringify(one)}; 3 steps: ${JSON.stringify(three)}`);
+  t.true(one.convolutions > 0, 'convolutions are recorded');
+  t.is(one.adam, 2, 'one D and one G update per step');
+  t.is(three.convolutions, 3 * one.convolutions, 'three steps hold three times the convolutions of one');
+  t.is(three.adam, 6);
+  // The trainer goes on training, unprofiled, afterwards.
+  const after = await trainer.trainPhase({ resolution: 8, phase: 'stable', images: 8 });
+  t.is(after.steps, 6); // warm-up 1 + profiled 1 + 3 + this 1
+});
+
+test.serial('profile: a path in a missing folder is refused before training', async (t) => {
+  const trainer = await Trainer.create(options());
+  const missing = path.join(dir, 'no-such-folder', 'trace.json');
+  await t.throwsAsync(trainer.trainPhase({ resolution: 8, phase: 'stable', images: 8, profile: missing }), {
+    message: /Cannot write the profile to .*no-such-folder.*does not exist/,
+  });
+  await t.throwsAsync(trainer.train({ totalImages: 8, profile: '' }), { message: /Expected a file path for profile/ });
+  t.is(trainer.state.steps, 0);
+});

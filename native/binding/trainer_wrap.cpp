@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "binding/js_interop.h"
+#include "train/step_profiler.h"
 #include "train/training_loop.h"
 
 namespace progan::binding {
@@ -53,10 +54,13 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<TickReport> {
  public:
   using Job = std::function<TickReport(Trainer&, const TickCallback&)>;
 
-  TrainWorker(Napi::Env env, TrainerWrap* owner, Napi::Object self, Napi::Function onProgress, Job job)
+  // A non-empty `profile` records the whole run into that trace file (step_profiler.h).
+  TrainWorker(Napi::Env env, TrainerWrap* owner, Napi::Object self, Napi::Function onProgress, std::string profile,
+              Job job)
       : Napi::AsyncProgressQueueWorker<TickReport>(env, "progan:train"),
         deferred_(Napi::Promise::Deferred::New(env)),
         owner_(owner),
+        profile_(std::move(profile)),
         job_(std::move(job)) {
     self_ = Napi::Persistent(self);
     onProgress_ = Napi::Persistent(onProgress);
@@ -68,7 +72,12 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<TickReport> {
     auto& trainer = owner_->trainer();
     std::unique_lock<std::mutex> lock(trainer.busy);
     try {
-      result_ = job_(trainer, [&](const TickReport& r) { progress.Send(&r, 1); });
+      const TickCallback onTick = [&](const TickReport& r) { progress.Send(&r, 1); };
+      if (profile_.empty()) {
+        result_ = job_(trainer, onTick);
+      } else {
+        profileInto(profile_, trainer.device().is_cuda(), [&] { result_ = job_(trainer, onTick); });
+      }
     } catch (const c10::Error& e) {
       SetError(e.what_without_backtrace());
     } catch (const std::exception& e) {
@@ -96,6 +105,7 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<TickReport> {
   TrainerWrap* owner_;
   Napi::ObjectReference self_;  // keeps the trainer alive while the worker runs
   Napi::FunctionReference onProgress_;
+  std::string profile_;
   Job job_;
   TickReport result_;
 };
@@ -106,6 +116,8 @@ std::unique_lock<std::mutex> lockIdle(Trainer& t) {
   if (!lock.owns_lock()) throw std::runtime_error("The trainer is busy training; wait for the running phase to finish or abort it");
   return lock;
 }
+
+std::string profilePath(const Napi::Value& v) { return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); }
 
 at::Tensor labelIndices(const Napi::Value& v, const char* name) {
   auto t = optionalTensor(v, name);
@@ -207,6 +219,7 @@ Napi::Value TrainerWrap::RunSchedule(const Napi::CallbackInfo& info) {
     const int64_t tick = info[1].As<Napi::Number>().Int64Value();
     trainer_->stopRequested = false;  // a stop asked for before this call belonged to an earlier run
     auto* worker = new TrainWorker(info.Env(), this, info.This().As<Napi::Object>(), info[2].As<Napi::Function>(),
+                                   profilePath(info[3]),
                                    [until, tick](Trainer& t, const TickCallback& cb) { return runSchedule(t, until, tick, cb); });
     auto promise = worker->promise();
     worker->Queue();
@@ -222,7 +235,7 @@ Napi::Value TrainerWrap::RunPhase(const Napi::CallbackInfo& info) {
     const int64_t tick = info[3].As<Napi::Number>().Int64Value();
     trainer_->stopRequested = false;
     auto* worker = new TrainWorker(info.Env(), this, info.This().As<Napi::Object>(), info[4].As<Napi::Function>(),
-                                   [=](Trainer& t, const TickCallback& cb) { return runPhase(t, resolution, fade, images, tick, cb); });
+                                   profilePath(info[5]), [=](Trainer& t, const TickCallback& cb) { return runPhase(t, resolution, fade, images, tick, cb); });
     auto promise = worker->promise();
     worker->Queue();
     return promise;

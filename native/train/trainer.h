@@ -75,6 +75,7 @@ class Trainer {
   void importState(const NamedTensors& tensors, const std::map<std::string, double>& scalars);
 
   const TrainingConfig& config() const { return config_; }
+  at::Device device() const { return device_; }
   Generator& generator() { return g_; }
   Generator& generatorEma() { return gEma_; }
   Discriminator& discriminator() { return d_; }

@@ -217,6 +217,18 @@ async function runOurs(t: Trainer, res: number, fade: boolean, steps: number) {
   return { imagesPerSecond: images / seconds, stepMs: (1000 * seconds) / (images / BATCH), peakRssMB: peakRssMB() };
 }
 
+/** Our step's op mix: a profiled trainPhase (Chrome trace), summarised by the same rules as torch's. */
+async function ourOpMix(py: Python, t: Trainer, res: number, steps: number) {
+  await t.trainPhase({ resolution: res, phase: 'stable', images: BATCH, tickImages: BATCH }); // warm-up step
+  const trace = path.join(os.tmpdir(), `progan-bench-trace-${process.pid}.json`);
+  try {
+    await t.trainPhase({ resolution: res, phase: 'stable', images: steps * BATCH, tickImages: steps * BATCH, profile: trace });
+    return await py.call({ op: 'traceMix', path: trace, steps });
+  } finally {
+    fs.rmSync(trace, { force: true });
+  }
+}
+
 // ---------------------------------------------------------------- helpers
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -305,6 +317,7 @@ async function main() {
       for (const res of [8, 32]) {
         const job = { preset: 'small', resolution: res, alpha: 1, batch: BATCH, threads: a.threads, finalResolution: FINAL };
         prof[`small ${res}² op mix`] = await py.call({ op: 'profile', ...job, steps: 2 });
+        prof[`small ${res}² our op mix`] = await ourOpMix(py, await trainerFor(data, 'small', 'auto', a.threads), res, 2);
         const withGp: number[] = [];
         const noGp: number[] = [];
         const check: number[] = [];

@@ -13,6 +13,7 @@ Usage: a JSON list of jobs on stdin, or one JSON job per line (--lines, answered
 Job: {"op": "step", preset, resolution, alpha, batch, steps, warmup, threads, finalResolution}
      {"op": "ceiling", threads}   fp32 GEMM and 3x3-conv ceilings (GFLOP/s)
      {"op": "profile", ...step job}  torch.profiler op mix of one step
+     {"op": "traceMix", path, steps}  the same op mix from a Chrome trace of our steps
      {"op": "info"}
 Each answer is one JSON line.
 """
@@ -289,6 +290,38 @@ def ceiling(job):
     return out
 
 
+def op_group(name):
+    """The profile's op families, the same for torch's step and for ours."""
+    if 'convolution_backward' in name or 'ConvolutionBackward' in name:
+        return 'conv backward'
+    if 'mkldnn_convolution' in name or 'conv' in name:
+        return 'conv forward'
+    if name in ('aten::mm', 'aten::addmm', 'aten::bmm') or 'linear' in name:
+        return 'linear (mm)'
+    if 'adam' in name.lower() or 'Optimizer' in name or 'foreach' in name:
+        return 'optimizer / foreach'
+    if 'leaky' in name or 'threshold' in name:
+        return 'leaky relu (+bwd)'
+    if 'pool' in name or 'upsample' in name:
+        return 'pool / upsample (+bwd)'
+    return 'other elementwise / reductions / autograd'
+
+
+def op_mix(rows, steps):
+    """rows: (op name, self ms, calls) summed over `steps` steps -> per-step total, family shares, top ops."""
+    total = sum(r[1] for r in rows)
+    rows = sorted(rows, key=lambda r: -r[1])
+    groups = {}
+    for name, ms, _ in rows:
+        groups[op_group(name)] = groups.get(op_group(name), 0.0) + ms
+    return {
+        'totalSelfMs': round(total / max(steps, 1), 1),
+        'opsPerStep': round(sum(r[2] for r in rows) / max(steps, 1)),
+        'groups': {k: round(100 * v / total, 1) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+        'top': [{'op': r[0], 'pct': round(100 * r[1] / total, 1), 'calls': r[2]} for r in rows[:12]],
+    }
+
+
 def profile(job):
     from torch.profiler import ProfilerActivity, profile as tprofile
     torch.set_num_threads(int(job['threads']))
@@ -296,38 +329,42 @@ def profile(job):
     res, alpha, n = job['resolution'], float(job['alpha']), int(job.get('batch', 16))
     s.step(res, alpha, n)
     s.step(res, alpha, n)
+    steps = int(job.get('steps', 1))
     with tprofile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(int(job.get('steps', 1))):
+        for _ in range(steps):
             s.step(res, alpha, n)
-    rows = []
-    for e in prof.key_averages():
-        rows.append((e.key, e.self_cpu_time_total / 1000.0, e.count))
-    total = sum(r[1] for r in rows)
-    rows.sort(key=lambda r: -r[1])
-    groups = {}
+    return op_mix([(e.key, e.self_cpu_time_total / 1000.0, e.count) for e in prof.key_averages()], steps)
 
-    def group(name):
-        if 'convolution_backward' in name or 'ConvolutionBackward' in name:
-            return 'conv backward'
-        if 'mkldnn_convolution' in name or 'conv' in name:
-            return 'conv forward'
-        if name in ('aten::mm', 'aten::addmm', 'aten::bmm') or 'linear' in name:
-            return 'linear (mm)'
-        if 'adam' in name.lower() or 'Optimizer' in name or 'foreach' in name:
-            return 'optimizer / foreach'
-        if 'leaky' in name or 'threshold' in name:
-            return 'leaky relu (+bwd)'
-        if 'pool' in name or 'upsample' in name:
-            return 'pool / upsample (+bwd)'
-        return 'other elementwise / reductions / autograd'
 
-    for name, ms, _ in rows:
-        groups[group(name)] = groups.get(group(name), 0.0) + ms
-    return {
-        'totalSelfMs': total / max(int(job.get('steps', 1)), 1),
-        'groups': {k: round(100 * v / total, 1) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
-        'top': [{'op': r[0], 'pct': round(100 * r[1] / total, 1), 'calls': r[2]} for r in rows[:12]],
-    }
+def trace_mix(job):
+    """Self time per op from a Chrome trace of our steps (trainPhase's `profile`), CPU ops only.
+
+    An op's self time is its duration less that of the ops nested in it on the same thread, as
+    torch.profiler's key_averages computes it for the PyTorch step.
+    """
+    with open(job['path']) as f:
+        events = json.load(f)['traceEvents']
+    by_thread = {}
+    for e in events:
+        if e.get('ph') == 'X' and e.get('cat') == 'cpu_op':
+            by_thread.setdefault((e['pid'], e['tid']), []).append(e)
+    self_ms, calls = {}, {}
+    for evs in by_thread.values():
+        evs.sort(key=lambda e: (e['ts'], -e['dur']))
+        stack = []  # [end, name, child time]
+        def close(frame):
+            name = frame[1]
+            self_ms[name] = self_ms.get(name, 0.0) + (frame[3] - frame[2]) / 1000.0
+        for e in evs:
+            while stack and stack[-1][0] <= e['ts']:
+                close(stack.pop())
+            if stack:
+                stack[-1][2] += e['dur']
+            stack.append([e['ts'] + e['dur'], e['name'], 0.0, e['dur']])
+            calls[e['name']] = calls.get(e['name'], 0) + 1
+        while stack:
+            close(stack.pop())
+    return op_mix([(k, v, calls[k]) for k, v in self_ms.items()], int(job.get('steps', 1)))
 
 
 def adam_cost(job):
@@ -381,7 +418,7 @@ def info(_job):
     }
 
 
-OPS = {'step': run_step, 'ceiling': ceiling, 'profile': profile, 'info': info, 'adamCost': adam_cost}
+OPS = {'step': run_step, 'ceiling': ceiling, 'profile': profile, 'traceMix': trace_mix, 'info': info, 'adamCost': adam_cost}
 
 
 def answer(job):
