@@ -153,24 +153,27 @@ test('N steps + save + resume + N steps equals 2N straight steps bit for bit, ac
 });
 
 test('exact resume also holds for trainPhase() stopped mid-fade', async (t) => {
-  // trainPhase keeps its own position (phase.done), which the checkpoint must carry.
+  // trainPhase keeps its own position (phase.done), which the checkpoint must carry. The abort
+  // comes from the 5th progress event, on the main thread, while the worker keeps stepping: the
+  // phase is long (60 steps) so that it cannot end before the abort lands.
+  const FADE = 480;
   const straight = await Trainer.create(options(data));
-  await straight.trainPhase({ resolution: 8, phase: 'fade', images: 96 });
+  await straight.trainPhase({ resolution: 8, phase: 'fade', images: FADE });
   const a = snapshot(straight);
   const first = await Trainer.create(options(data));
   const controller = new AbortController();
   let seen = 0;
-  await first.trainPhase({ resolution: 8, phase: 'fade', images: 96, tickImages: 8, signal: controller.signal, onProgress: (p) => ++seen === 5 && controller.abort() });
+  await first.trainPhase({ resolution: 8, phase: 'fade', images: FADE, tickImages: 8, signal: controller.signal, onProgress: (p) => ++seen === 5 && controller.abort() });
   const stoppedAt = first.state.imagesShown;
   const ck = path.join(dir, 'phase.safetensors');
   first.save(ck);
   const resumed = await Trainer.resume(ck);
   t.like(resumed.state, { imagesShown: stoppedAt, phase: 'fade', resolution: 8 });
-  await resumed.trainPhase({ resolution: 8, phase: 'fade', images: 96 });
+  await resumed.trainPhase({ resolution: 8, phase: 'fade', images: FADE });
   const b = snapshot(resumed);
   const d = diffParams(a, b);
-  t.log(`stopped at ${stoppedAt} of 96 fade images, resumed: ${d.different.length}/${d.compared} tensors differ; states ${JSON.stringify(a.state)} vs ${JSON.stringify(b.state)}`);
-  t.true(stoppedAt > 0 && stoppedAt < 96);
+  t.log(`stopped at ${stoppedAt} of ${FADE} fade images, resumed: ${d.different.length}/${d.compared} tensors differ; states ${JSON.stringify(a.state)} vs ${JSON.stringify(b.state)}`);
+  t.true(stoppedAt > 0 && stoppedAt < FADE);
   t.deepEqual(d.different, []);
   t.is(b.state.imagesShown, a.state.imagesShown);
 });
