@@ -117,7 +117,12 @@ std::unique_lock<std::mutex> lockIdle(Trainer& t) {
   return lock;
 }
 
-std::string profilePath(const Napi::Value& v) { return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); }
+// The trace file of a profiled run, or "" for none; prepares the profiler on this (the JS) thread.
+std::string profilePath(const Napi::Value& v, const Trainer& trainer) {
+  if (!v.IsString()) return {};
+  prepareProfiling(trainer.device().is_cuda());
+  return v.As<Napi::String>().Utf8Value();
+}
 
 at::Tensor labelIndices(const Napi::Value& v, const char* name) {
   auto t = optionalTensor(v, name);
@@ -219,7 +224,7 @@ Napi::Value TrainerWrap::RunSchedule(const Napi::CallbackInfo& info) {
     const int64_t tick = info[1].As<Napi::Number>().Int64Value();
     trainer_->stopRequested = false;  // a stop asked for before this call belonged to an earlier run
     auto* worker = new TrainWorker(info.Env(), this, info.This().As<Napi::Object>(), info[2].As<Napi::Function>(),
-                                   profilePath(info[3]),
+                                   profilePath(info[3], *trainer_),
                                    [until, tick](Trainer& t, const TickCallback& cb) { return runSchedule(t, until, tick, cb); });
     auto promise = worker->promise();
     worker->Queue();
@@ -235,7 +240,7 @@ Napi::Value TrainerWrap::RunPhase(const Napi::CallbackInfo& info) {
     const int64_t tick = info[3].As<Napi::Number>().Int64Value();
     trainer_->stopRequested = false;
     auto* worker = new TrainWorker(info.Env(), this, info.This().As<Napi::Object>(), info[4].As<Napi::Function>(),
-                                   profilePath(info[5]), [=](Trainer& t, const TickCallback& cb) { return runPhase(t, resolution, fade, images, tick, cb); });
+                                   profilePath(info[5], *trainer_), [=](Trainer& t, const TickCallback& cb) { return runPhase(t, resolution, fade, images, tick, cb); });
     auto promise = worker->promise();
     worker->Queue();
     return promise;

@@ -22,16 +22,21 @@ void save(profiler::ProfilerResult& result, const std::string& path) {
   TORCH_CHECK(std::filesystem::exists(path), "The profiler did not write '", path, "': is the path writable?");
 }
 
+std::set<ActivityType> activitiesFor(bool cuda) {
+  if (cuda) return {ActivityType::CPU, ActivityType::CUDA};
+  return {ActivityType::CPU};
+}
+
+// Input shapes let a reader tell the 4² convolutions from the 64² ones.
+ProfilerConfig config() { return ProfilerConfig(ProfilerState::KINETO, /*report_input_shapes=*/true); }
+
 }  // namespace
+
+void prepareProfiling(bool cuda) { profiler::prepareProfiler(config(), activitiesFor(cuda)); }
 
 void profileInto(const std::string& path, bool cuda, const std::function<void()>& work) {
   TORCH_CHECK(!torch::profiler::impl::profilerEnabled(), "A profiler is already recording on this thread");
-  std::set<ActivityType> activities{ActivityType::CPU};
-  if (cuda) activities.insert(ActivityType::CUDA);
-  // Input shapes let a reader tell the 4² convolutions from the 64² ones.
-  const ProfilerConfig config(ProfilerState::KINETO, /*report_input_shapes=*/true);
-  profiler::prepareProfiler(config, activities);
-  profiler::enableProfiler(config, activities);
+  profiler::enableProfiler(config(), activitiesFor(cuda));
   try {
     work();
   } catch (...) {

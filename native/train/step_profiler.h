@@ -7,7 +7,12 @@
 
 namespace progan {
 
-// Runs `work` with the profiler on for the calling thread and writes the trace to `path`, also when
+// Initializes the profiler's backend. Call it on the thread that loaded libtorch (the JS thread)
+// before profileInto runs on a worker: Kineto registered itself there, and initializing it from
+// another thread works but prints an error.
+void prepareProfiling(bool cuda);
+
+// Runs `work` with the profiler on for the calling thread (after prepareProfiling) and writes the trace to `path`, also when
 // `work` throws (the trace then ends at the failure, and the exception goes on).
 void profileInto(const std::string& path, bool cuda, const std::function<void()>& work);
 
