@@ -27,19 +27,34 @@ int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double sp
   return int64_t(double(x.size(0) * weight.size(0) * x.size(2) * x.size(3)) * spatialFactor);
 }
 
-// Σ of the four shifted copies of the zero-padded 3×3 kernel: [O, I, 4, 4].
-at::Tensor shiftedSum(const at::Tensor& w) {
-  const auto p = at::constant_pad_nd(w, {1, 1, 1, 1});
-  return p.slice(2, 1).slice(3, 1) + p.slice(2, 0, -1).slice(3, 1) + p.slice(2, 1).slice(3, 0, -1) +
-         p.slice(2, 0, -1).slice(3, 0, -1);
+// The fused 4×4 kernel is Σ of the four shifted copies of the zero-padded 3×3 one: a linear map of
+// each 3×3 kernel, applied as one [O·I, 9] × [9, 16] product. Padding and adding four strided views
+// instead took 15 ms forward and 70 ms with backward for a 512×512 kernel on 2 cores (0.9 and 4 ms
+// as a product). `flip` reverses the 4×4 kernel (a transposed conv correlates with the flipped one).
+at::Tensor shiftedSumMatrix(bool flip, double scale, const at::TensorOptions& options) {
+  auto m = at::zeros({9, 16}, at::kDouble);
+  auto a = m.accessor<double, 2>();
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c)
+      for (int dr = 0; dr < 2; ++dr)
+        for (int dc = 0; dc < 2; ++dc) {
+          const int row = flip ? 3 - (r + dr) : r + dr, col = flip ? 3 - (c + dc) : c + dc;
+          a[r * 3 + c][row * 4 + col] = scale;
+        }
+  return m.to(options);
+}
+
+at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale) {
+  const int64_t o = w.size(0), i = w.size(1);
+  return at::mm(w.reshape({o * i, 9}), shiftedSumMatrix(flip, scale, w.options())).view({o, i, 4, 4});
 }
 }  // namespace
 
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
   if (!fused) return convolution(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}), weight, bias, same(1));
-  // A transposed conv correlates with the flipped kernel and takes it as [in, out, kh, kw].
-  return convolution(x, shiftedSum(weight).flip({2, 3}).transpose(0, 1), bias, kTransposedStride2Pad1);
+  // A transposed conv takes its kernel as [in, out, kh, kw].
+  return convolution(x, shiftedSum(weight, /*flip=*/true, 1.0).transpose(0, 1), bias, kTransposedStride2Pad1);
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
@@ -48,7 +63,7 @@ at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, cons
     auto y = at::avg_pool2d(convolution(x, weight, {}, same(1)), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
-  return convolution(x, shiftedSum(weight) * 0.25, bias, kStride2Pad1);
+  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25), bias, kStride2Pad1);
 }
 
 namespace {
