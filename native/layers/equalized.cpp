@@ -4,6 +4,7 @@
 #include <torch/nn/functional.h>
 
 #include "layers/convolution.h"
+#include "layers/shifted_sum.h"
 
 namespace progan {
 
@@ -27,27 +28,6 @@ int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double sp
   return int64_t(double(x.size(0) * weight.size(0) * x.size(2) * x.size(3)) * spatialFactor);
 }
 
-// The fused 4×4 kernel is Σ of the four shifted copies of the zero-padded 3×3 one: a linear map of
-// each 3×3 kernel, applied as one [O·I, 9] × [9, 16] product. Padding and adding four strided views
-// instead took 15 ms forward and 70 ms with backward for a 512×512 kernel on 2 cores (0.9 and 4 ms
-// as a product). `flip` reverses the 4×4 kernel (a transposed conv correlates with the flipped one).
-at::Tensor shiftedSumMatrix(bool flip, double scale, const at::TensorOptions& options) {
-  auto m = at::zeros({9, 16}, at::kDouble);
-  auto a = m.accessor<double, 2>();
-  for (int r = 0; r < 3; ++r)
-    for (int c = 0; c < 3; ++c)
-      for (int dr = 0; dr < 2; ++dr)
-        for (int dc = 0; dc < 2; ++dc) {
-          const int row = flip ? 3 - (r + dr) : r + dr, col = flip ? 3 - (c + dc) : c + dc;
-          a[r * 3 + c][row * 4 + col] = scale;
-        }
-  return m.to(options);
-}
-
-at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale) {
-  const int64_t o = w.size(0), i = w.size(1);
-  return at::mm(w.reshape({o * i, 9}), shiftedSumMatrix(flip, scale, w.options())).view({o, i, 4, 4});
-}
 }  // namespace
 
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
