@@ -5,7 +5,11 @@
 // --warmup steps (cuDNN benchmark mode picks algorithms on new shapes), then a timed phase sized
 // from the warm-up speed to last about --seconds (at least --min-steps steps). A resolution that
 // fails (e.g. out of memory) is logged and the table goes on; --budget seconds bounds the whole run.
+// --profile-dir DIR: after timing 8² and 32² (stable), two more steps each under the torch profiler,
+// written as Chrome traces DIR/trace-<res>.json (CPU ops and, on a GPU, the CUDA kernels).
 // Prints `RESULT bench PASS|FAIL ...`.
+import fs from 'node:fs';
+import path from 'node:path';
 import { Trainer } from '../../lib/train/trainer';
 import { arg, describeAddon, numArg, removeTempDir, syntheticDataset, table } from './common';
 
@@ -20,6 +24,8 @@ async function main() {
   const minSteps = numArg('min-steps', 5);
   const budget = numArg('budget', 240);
   const phases = arg('phases', 'stable,fade').split(',') as ('stable' | 'fade')[];
+  const profileDir = arg('profile-dir', '');
+  if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
   const start = Date.now();
   console.log(`addon: ${addon.build} build, torch ${addon.torch}; device ${device}; preset ${preset}${fmapMax ? `, fmapMax ${fmapMax}` : ''}; 4²…${maxRes}²; ` +
     `TF32 override ${process.env.NVIDIA_TF32_OVERRIDE ?? '(unset: cuDNN default, TF32 on)'}`);
@@ -54,6 +60,11 @@ async function main() {
         rows.push([`${res}²`, phase, mb, steps, s.toFixed(2), ((steps * mb) / s).toFixed(1), ((1000 * s) / steps).toFixed(1)]);
         if (!Number.isFinite(p.dLoss)) failures++;
         measured++;
+        if (profileDir && phase === 'stable' && (res === 8 || res === 32)) {
+          const trace = path.join(profileDir, `trace-${res}.json`);
+          await trainer.trainPhase({ resolution: res, phase, images: 2 * mb, tickImages: 2 * mb, profile: trace });
+          console.log(`profile of 2 steps at ${res}²: ${trace} (${(fs.statSync(trace).size / 1e6).toFixed(1)} MB)`);
+        }
       } catch (e) {
         failures++;
         rows.push([`${res}²`, phase, '-', '-', '-', `FAILED: ${(e as Error).message.split('\n')[0].slice(0, 100)}`, '-']);
