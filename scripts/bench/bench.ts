@@ -205,6 +205,7 @@ async function runOurs(t: Trainer, res: number, fade: boolean, steps: number) {
   await t.trainPhase({ resolution: res, phase, images: BATCH, tickImages: BATCH }); // warm-up step
   let images = 0;
   let seconds = 0;
+  const cpu0 = process.cpuUsage(); // all of this process's threads: the training worker and OpenMP's
   await t.trainPhase({
     resolution: res, phase, images: steps * BATCH, tickImages: steps * BATCH,
     onProgress: (p) => {
@@ -214,7 +215,9 @@ async function runOurs(t: Trainer, res: number, fade: boolean, steps: number) {
       }
     },
   });
-  return { imagesPerSecond: images / seconds, stepMs: (1000 * seconds) / (images / BATCH), peakRssMB: peakRssMB() };
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPerStep = (cpu.user + cpu.system) / 1000 / steps;
+  return { imagesPerSecond: images / seconds, stepMs: (1000 * seconds) / (images / BATCH), cpuMsPerStep, peakRssMB: peakRssMB() };
 }
 
 /** Our step's op mix: a profiled trainPhase (Chrome trace), summarised by the same rules as torch's. */
@@ -276,9 +279,9 @@ async function main() {
     const variants: Variant[] = a.variants ? ['auto', 'fusedScaleOff', 'reference', 'bfloat16'] : ['auto'];
     console.error(`bench: ${configs.length} configs × (${variants.length} ours + torch) × ${a.rounds} rounds, ${a.threads} threads, OMP_WAIT_POLICY=${ompWaitPolicy}, load ${load0.map((x) => x.toFixed(1)).join(' ')}`);
 
-    type Sample = { ours: Partial<Record<Variant, number[]>>; torch: number[]; rssOurs: number; rssTorch: number };
+    type Sample = { ours: Partial<Record<Variant, number[]>>; torch: number[]; oursCpuMs: number[]; torchCpuMs: number[]; rssOurs: number; rssTorch: number };
     const samples = new Map<Config, Sample>();
-    for (const c of configs) samples.set(c, { ours: {}, torch: [], rssOurs: 0, rssTorch: 0 });
+    for (const c of configs) samples.set(c, { ours: {}, torch: [], oursCpuMs: [], torchCpuMs: [], rssOurs: 0, rssTorch: 0 });
     for (let round = 0; round < a.rounds; round++) {
       for (const c of configs) {
         const s = samples.get(c)!;
@@ -293,15 +296,17 @@ async function main() {
         if (round % 2) order.reverse();
         for (const who of order) {
           if (who === 'torch') {
-            const r = await py.call<{ imagesPerSecond: number; peakRssMB: number }>({
+            const r = await py.call<{ imagesPerSecond: number; cpuMsPerStep: number; peakRssMB: number }>({
               op: 'step', preset: c.preset, resolution: c.res, alpha: c.fade ? 0.5 : 1, batch: BATCH, steps: c.steps, warmup: 1, threads: a.threads, finalResolution: FINAL,
             });
             s.torch.push(r.imagesPerSecond);
+            s.torchCpuMs.push(r.cpuMsPerStep);
             s.rssTorch = r.peakRssMB;
           } else {
             const t = await trainerFor(data, c.preset, who, a.threads);
             const r = await runOurs(t, c.res, c.fade, c.steps);
             (s.ours[who] ??= []).push(r.imagesPerSecond);
+            if (who === 'auto') s.oursCpuMs.push(r.cpuMsPerStep);
             s.rssOurs = r.peakRssMB;
           }
         }
@@ -366,6 +371,7 @@ async function main() {
       return {
         preset: c.preset, resolution: c.res, phase: c.fade ? 'fade' : 'stable', alpha: c.fade ? 'ours 0→1, torch 0.5' : 1, steps: c.steps,
         oursImagesPerSecond: ours, torchImagesPerSecond: torch, ratio: ours / torch,
+        cpuMsPerStep: { ours: median(s.oursCpuMs), torch: median(s.torchCpuMs) }, cpuRatio: median(s.torchCpuMs) / median(s.oursCpuMs),
         oursFusedScaleOff: fo, fusedScaleGain: fo ? ours / fo : undefined,
         oursReference: ref, fusedOpsGain: ref ? ours / ref : undefined,
         oursBfloat16: bf, bfloat16Gain: bf ? bf / ours : undefined,
@@ -384,6 +390,7 @@ async function main() {
       ceiling, rows, ...extra,
       notes: [
         'ratio = median ours img/s / median torch img/s over interleaved rounds (same process pair, same run)',
+        'cpuRatio = median torch CPU ms per step / median ours (process CPU time, all threads): time stolen by other tenants of a shared machine does not count, so it varies less than wall-clock img/s',
         'rows[].peakRssMBCumulative: each long-lived process\'s VmHWM so far (ours holds 4 variants × presets of trainers): compare peakRssFreshProcess instead',
         'bfloat16 variant: precision \'bfloat16\' (bfloat16 multiplies, float32 everything else) — not the same math, so never part of ratio',
         'GFLOP/s counts conv+dense multiply-adds actually executed (fused-scale layers count 4/9 of a 3×3 layer); see stepFlops()',
@@ -398,13 +405,14 @@ async function main() {
       `Load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}; ${a.rounds} interleaved rounds, medians; batch ${BATCH}, fp32, networks built to ${FINAL}².`,
       `Ceiling (same Python process, best of runs): GEMM 1024³ ${fmt(ceiling.gemmGflops, 1)} GFLOP/s, conv3×3 (best of 256ch@16², 512ch@8², batch 16) ${fmt(ceiling.conv3x3Gflops, 1)} GFLOP/s. FLOP counts: analytic (stepFlops), equal to torch.utils.flop_counter's on the PyTorch step.`,
       '',
-      '| preset | res | phase | steps | ours img/s | torch img/s | **ours/torch** | fusedScale off img/s (gain) | impl reference img/s (gain) | bfloat16 img/s (× fp32) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| preset | res | phase | steps | ours img/s | torch img/s | **ours/torch** | fusedScale off img/s (gain) | impl reference img/s (gain) | bfloat16 img/s (× fp32) | CPU ms/step ours / torch (ratio) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) =>
         `| ${r.preset} | ${r.resolution} | ${r.phase} | ${r.steps} | ${fmt(r.oursImagesPerSecond)} | ${fmt(r.torchImagesPerSecond)} | **${fmt(r.ratio)}** | ` +
         `${r.oursFusedScaleOff === undefined ? 'n/a (= auto below 16²)' : `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)`} | ` +
         `${r.oursReference === undefined ? '–' : `${fmt(r.oursReference)} (${fmt(r.fusedOpsGain)}×)`} | ` +
         `${r.oursBfloat16 === undefined ? '–' : `${fmt(r.oursBfloat16)} (${fmt(r.bfloat16Gain)}×)`} | ` +
+        `${fmt(r.cpuMsPerStep.ours, 0)} / ${fmt(r.cpuMsPerStep.torch, 0)} (**${fmt(r.cpuRatio)}**) | ` +
         `${fmt(r.gflopPerStep.ours, 1)} / ${fmt(r.gflopPerStep.torch, 1)} | ${fmt(r.achievedGflops.ours, 1)} / ${fmt(r.achievedGflops.torch, 1)} (${fmt(100 * r.fractionOfCeiling.ours, 0)}% / ${fmt(100 * r.fractionOfCeiling.torch, 0)}%) |`,
       ),
       '',

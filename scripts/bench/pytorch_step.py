@@ -249,15 +249,18 @@ def run_step(job):
         s.step(res, alpha, n, gp_on)
     steps = int(job['steps'])
     times = []
+    cpu0 = time.process_time()  # all of this process's threads
     for _ in range(steps):
         t0 = time.perf_counter()
         d, g = s.step(res, alpha, n, gp_on)
         float(d), float(g)  # the losses a training loop would log
         times.append(time.perf_counter() - t0)
+    cpu = time.process_time() - cpu0
     total = sum(times)
     return {
         'imagesPerSecond': steps * n / total,
         'stepMs': 1000 * total / steps,
+        'cpuMsPerStep': 1000 * cpu / steps,
         'stepMsMin': 1000 * min(times),
         'peakRssMB': peak_rss_mb(),
     }
