@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
+#include <type_traits>
+
 namespace progan {
 
 namespace {
@@ -16,55 +18,54 @@ using torch::autograd::variable_list;
 // Position of K[a][b] in the stored 4×4 kernel.
 inline int kernelIndex(int a, int b, bool flip) { return flip ? (3 - a) * 4 + (3 - b) : a * 4 + b; }
 
-// K from w, one [3×3] → [4×4] block per (o, i).
-at::Tensor shiftedSumCpu(const at::Tensor& w, bool flip, double scale) {
-  const auto src = w.contiguous();
-  auto out = at::empty({w.size(0), w.size(1), 4, 4}, w.options());
-  const int64_t blocks = w.size(0) * w.size(1);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, w.scalar_type(), "shiftedSumCpu", [&] {
+// A new [O, I, side, side] tensor whose every (o, i) block is block(in, out) of the same block of
+// `t` (`inSize` values in, side² out), in `t`'s dtype.
+template <class Block>
+at::Tensor perBlock(const at::Tensor& t, int64_t inSize, int64_t side, const Block& block) {
+  const auto src = t.contiguous();
+  auto out = at::empty({t.size(0), t.size(1), side, side}, t.options());
+  const int64_t blocks = t.size(0) * t.size(1), outSize = side * side;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, t.scalar_type(), "shiftedSumCpu", [&] {
     const scalar_t* in = src.data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
-    const auto s = static_cast<scalar_t>(scale);
     at::parallel_for(0, blocks, 1024, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const scalar_t* k = in + p * 9;
-        auto at3 = [&](int r, int c) { return r >= 0 && r < 3 && c >= 0 && c < 3 ? k[r * 3 + c] : scalar_t(0); };
-        for (int a = 0; a < 4; ++a)
-          for (int b = 0; b < 4; ++b) {
-            scalar_t v = at3(a, b) + at3(a - 1, b);
-            v = v + at3(a, b - 1);
-            v = v + at3(a - 1, b - 1);
-            o[p * 16 + kernelIndex(a, b, flip)] = scale == 1.0 ? v : scalar_t(v * s);
-          }
-      }
+      for (int64_t p = begin; p < end; ++p) block(in + p * inSize, o + p * outSize);
     });
   });
   return out;
 }
 
+// `scalar_t` arithmetic, so bfloat16 rounds after every addition as ATen's adds do.
+template <class T>
+T scaled(T v, double scale) { return scale == 1.0 ? v : T(v * static_cast<T>(scale)); }
+
+// K from w, one [3×3] → [4×4] block per (o, i).
+at::Tensor shiftedSumCpu(const at::Tensor& w, bool flip, double scale) {
+  return perBlock(w, 9, 4, [&](const auto* k, auto* out) {
+    using T = std::remove_pointer_t<decltype(out)>;
+    auto at3 = [&](int r, int c) { return r >= 0 && r < 3 && c >= 0 && c < 3 ? k[r * 3 + c] : T(0); };
+    for (int a = 0; a < 4; ++a)
+      for (int b = 0; b < 4; ++b) {
+        T v = at3(a, b) + at3(a - 1, b);
+        v = v + at3(a, b - 1);
+        v = v + at3(a - 1, b - 1);
+        out[kernelIndex(a, b, flip)] = scaled(v, scale);
+      }
+  });
+}
+
 // The adjoint: g[r][c] = Σ of the four K entries w[r][c] feeds, times `scale`.
 at::Tensor shiftedSumAdjointCpu(const at::Tensor& grad, bool flip, double scale) {
-  const auto src = grad.contiguous();
-  auto out = at::empty({grad.size(0), grad.size(1), 3, 3}, grad.options());
-  const int64_t blocks = grad.size(0) * grad.size(1);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad.scalar_type(), "shiftedSumAdjointCpu", [&] {
-    const scalar_t* in = src.data_ptr<scalar_t>();
-    scalar_t* o = out.data_ptr<scalar_t>();
-    const auto s = static_cast<scalar_t>(scale);
-    at::parallel_for(0, blocks, 1024, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const scalar_t* g = in + p * 16;
-        for (int r = 0; r < 3; ++r)
-          for (int c = 0; c < 3; ++c) {
-            scalar_t v = g[kernelIndex(r, c, flip)] + g[kernelIndex(r + 1, c, flip)];
-            v = v + g[kernelIndex(r, c + 1, flip)];
-            v = v + g[kernelIndex(r + 1, c + 1, flip)];
-            o[p * 9 + r * 3 + c] = scale == 1.0 ? v : scalar_t(v * s);
-          }
+  return perBlock(grad, 16, 3, [&](const auto* g, auto* out) {
+    using T = std::remove_pointer_t<decltype(out)>;
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 3; ++c) {
+        T v = g[kernelIndex(r, c, flip)] + g[kernelIndex(r + 1, c, flip)];
+        v = v + g[kernelIndex(r, c + 1, flip)];
+        v = v + g[kernelIndex(r + 1, c + 1, flip)];
+        out[r * 3 + c] = scaled(v, scale);
       }
-    });
   });
-  return out;
 }
 
 struct ShiftedSumFunction;
