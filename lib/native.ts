@@ -33,6 +33,8 @@ export interface NativeAddon {
   }): { output: NativeTensor; gradients: NativeTensor[]; gradOutputSecond: NativeTensor; inputsSecond: NativeTensor[] };
   randn(shape: number[], seed: number, dtype: 'float32' | 'float64'): NativeTensor;
   setThreads(n: number): void;
+  /** The training host allocator (native/train/host_allocator.h); a number first sets its idle cap in bytes. */
+  hostCache(capBytes?: number): { installed: boolean; idleBytes: number; capBytes: number };
   Networks: new (config: object, seed: number) => NativeNetworks;
   Trainer: new (config: object) => NativeTrainer;
   scheduleAt(config: object, imagesShown: number): object;

@@ -9,6 +9,7 @@
 #include "binding/js_interop.h"
 #include "binding/networks_wrap.h"
 #include "binding/trainer_wrap.h"
+#include "train/host_allocator.h"
 #include "train/schedule.h"
 
 namespace progan::binding {
@@ -63,6 +64,23 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// The training host allocator's state (train/host_allocator.h); a number argument first sets its cap.
+Napi::Value HostCache(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (info.Length() > 0 && info[0].IsNumber()) {
+      const double cap = info[0].As<Napi::Number>().DoubleValue();
+      if (!(cap >= 0)) throw std::invalid_argument("Expected a cap of 0 or more bytes for the host cache");
+      setHostCacheCap(size_t(cap));
+    }
+    const auto s = hostCacheStats();
+    auto out = Napi::Object::New(info.Env());
+    out.Set("installed", s.installed);
+    out.Set("idleBytes", Napi::Number::New(info.Env(), double(s.idleBytes)));
+    out.Set("capBytes", Napi::Number::New(info.Env(), double(s.capBytes)));
+    return out;
+  });
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -74,6 +92,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("opDerivatives", Napi::Function::New(env, OpDerivatives));
   exports.Set("scheduleAt", Napi::Function::New(env, ScheduleAt));
+  exports.Set("hostCache", Napi::Function::New(env, HostCache));
   exports.Set("Networks", NetworksWrap::Define(env));
   exports.Set("Trainer", TrainerWrap::Define(env));
   return exports;

@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -98,6 +99,10 @@ class CachingHostAllocator final : public c10::Allocator {
 
 }  // namespace
 
+namespace {
+std::atomic<bool> installed{false};
+}  // namespace
+
 void useCachingHostAllocator() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -105,7 +110,31 @@ void useCachingHostAllocator() {
     static auto* allocator = new CachingHostAllocator();
     // Priority above the default allocator's (0), so a later default registration cannot undo it.
     c10::SetCPUAllocator(allocator, /*priority=*/1);
+    installed = true;
   });
+}
+
+HostCacheStats hostCacheStats() {
+  auto& c = idle();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return {installed.load(), c.bytes, c.cap};
+}
+
+void setHostCacheCap(size_t bytes) {
+  auto& c = idle();
+  std::vector<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.cap = bytes;
+    for (auto& [size, blocks] : c.bySize) {
+      while (c.bytes > c.cap && !blocks.empty()) {
+        evicted.push_back(blocks.back());
+        blocks.pop_back();
+        c.bytes -= size;
+      }
+    }
+  }
+  for (void* b : evicted) std::free(b);
 }
 
 }  // namespace progan

@@ -16,4 +16,14 @@ namespace progan {
 // are released first. Process-wide, like every c10 allocator; installed once, never removed.
 void useCachingHostAllocator();
 
+struct HostCacheStats {
+  bool installed = false;
+  size_t idleBytes = 0;  // kept for reuse now
+  size_t capBytes = 0;   // most kept idle
+};
+HostCacheStats hostCacheStats();
+
+// Caps the idle memory kept; blocks of other sizes go first, then the block being freed.
+void setHostCacheCap(size_t bytes);
+
 }  // namespace progan
