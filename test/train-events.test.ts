@@ -203,6 +203,11 @@ test.serial('profile: a run writes a Chrome trace that holds exactly its own ste
   // The trainer goes on training, unprofiled, afterwards.
   const after = await trainer.trainPhase({ resolution: 8, phase: 'stable', images: 8 });
   t.is(after.steps, 6); // warm-up 1 + profiled 1 + 3 + this 1
+  // train() (the growth schedule) takes the same option.
+  const file = path.join(dir, 'trace-train.json');
+  await trainer.train({ totalImages: after.imagesShown + 2 * 8, profile: file });
+  const events = (JSON.parse(fs.readFileSync(file, 'utf8')) as { traceEvents: { name: string; ph: string }[] }).traceEvents;
+  t.is(events.filter((e) => e.ph === 'X' && e.name === 'aten::_fused_adam_').length, 4, 'two steps of train() in its trace');
 });
 
 test.serial('profile: a path in a missing folder is refused before training', async (t) => {
