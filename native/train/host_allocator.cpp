@@ -59,6 +59,20 @@ void* acquire(size_t n) {
   return userPointer(block);
 }
 
+// Takes idle blocks out until `extra` more bytes fit under the cap, sparing those of size `spare`
+// (0: none); the caller holds the lock and frees what comes back after releasing it.
+std::vector<void*> evictFor(IdleBlocks& c, size_t extra, size_t spare) {
+  std::vector<void*> evicted;
+  for (auto it = c.bySize.begin(); c.bytes + extra > c.cap && it != c.bySize.end(); ++it) {
+    while (c.bytes + extra > c.cap && !it->second.empty() && it->first != spare) {
+      evicted.push_back(it->second.back());
+      it->second.pop_back();
+      c.bytes -= it->first;
+    }
+  }
+  return evicted;
+}
+
 void release(void* user) {
   if (!user) return;
   void* block = blockOf(user);
@@ -69,13 +83,7 @@ void release(void* user) {
     {
       std::lock_guard<std::mutex> lock(c.mutex);
       // Over the cap, sizes no longer in use (an earlier resolution's) go first.
-      for (auto it = c.bySize.begin(); c.bytes + n > c.cap && it != c.bySize.end(); ++it) {
-        while (c.bytes + n > c.cap && !it->second.empty() && it->first != n) {
-          evicted.push_back(it->second.back());
-          it->second.pop_back();
-          c.bytes -= it->first;
-        }
-      }
+      evicted = evictFor(c, n, n);
       if (c.bytes + n <= c.cap) {
         c.bySize[n].push_back(block);
         c.bytes += n;
@@ -97,10 +105,8 @@ class CachingHostAllocator final : public c10::Allocator {
   void copy_data(void* dest, const void* src, size_t count) const override { default_copy_data(dest, src, count); }
 };
 
-}  // namespace
-
-namespace {
 std::atomic<bool> installed{false};
+
 }  // namespace
 
 void useCachingHostAllocator() {
@@ -126,13 +132,7 @@ void setHostCacheCap(size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(c.mutex);
     c.cap = bytes;
-    for (auto& [size, blocks] : c.bySize) {
-      while (c.bytes > c.cap && !blocks.empty()) {
-        evicted.push_back(blocks.back());
-        blocks.pop_back();
-        c.bytes -= size;
-      }
-    }
+    evicted = evictFor(c, 0, /*spare=*/0);
   }
   for (void* b : evicted) std::free(b);
 }
