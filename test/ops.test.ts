@@ -1,5 +1,5 @@
 // Fused ops against their references (native/ops), fused-scale convolutions against the plain
-// upsample/conv and conv/pool, and our convolution against ATen's: forward, first derivatives and
+// upsample/conv and conv/pool, and our convolution and leaky ReLU against ATen's: forward, first derivatives and
 // second derivatives (the double backward the gradient penalty takes through D), on random shapes
 // including odd sizes and batch 1.
 // Bounds: max relative error < 1e-6 in float64 and < 1e-5 in float32.
@@ -9,7 +9,7 @@ import { Tensor, fromNative, randn, toNative } from '../lib/tensor';
 import { relativeError } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
-type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution';
+type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'leakyRelu';
 const BOUND: Record<Dtype, number> = { float32: 1e-5, float64: 1e-6 };
 
 let seed = 1000;
@@ -51,6 +51,8 @@ function cases(): Case[] {
     const weight = transposed ? [cin, cout, k, k] : [cout, cin, k, k];
     out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed } });
   }
+  // Our leaky ReLU (layers/leaky_relu.cpp, whose second derivative in x is "none") against ATen's.
+  for (const shape of [[1, 1, 1, 1], [3, 5, 4, 7], [2, 9]]) out.push({ op: 'leakyRelu', shapes: [shape], out: shape });
   return out;
 }
 
@@ -94,7 +96,7 @@ for (const dtype of ['float64', 'float32'] as const) {
         const err = relativeError(a, b, 1e-30);
         compared++;
         const w = worst.get(c.op) ?? { err: 0, where: '' };
-        if (err > w.err) worst.set(c.op, { err, where: `${id} ${what}` });
+        if (err > w.err || !worst.has(c.op)) worst.set(c.op, { err, where: `${id} ${what}` });
         if (!(err < BOUND[dtype])) failures.push(`${id} ${what}: relative error ${err}`);
       }
     }

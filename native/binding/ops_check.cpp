@@ -11,6 +11,7 @@
 #include "binding/js_interop.h"
 #include "layers/convolution.h"
 #include "layers/equalized.h"
+#include "layers/leaky_relu.h"
 #include "ops/fade_in.h"
 #include "ops/gradient_penalty.h"
 
@@ -53,7 +54,13 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     if (impl == "reference") return at::convolution(x[0], x[1], x[2], {stride, stride}, {padding, padding}, {1, 1}, transposed, {0, 0}, 1);
     return convolution(x[0], x[1], x[2], {{stride, stride}, {padding, padding}, {0, 0}, transposed});
   }
-  throw std::invalid_argument("Unknown op '" + op + "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution)");
+  if (op == "leakyRelu") {
+    need(1);
+    // The reference is ATen's leaky_relu, whose second derivative in x is a materialised zero.
+    return impl == "reference" ? at::leaky_relu(x[0], 0.2) : lrelu(x[0]);
+  }
+  throw std::invalid_argument("Unknown op '" + op +
+                              "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, leakyRelu)");
 }
 
 std::vector<at::Tensor> tensorList(const Napi::Value& v, const std::string& name) {

@@ -45,6 +45,9 @@ ConvGeometry loadGeometry(AutogradContext* ctx) {
   return g;
 }
 
+// An undefined incoming gradient means "none" (leaky_relu.h sends it for a derivative that is zero):
+// it is passed on as undefined instead of being materialised and convolved as zeros.
+//
 // Each of the three maps is linear in each of its two tensor arguments, so each derivative is one
 // of the other maps (⟨a, dgrad(gO, w)⟩ = ⟨conv(a, w), gO⟩, ⟨a, wgrad(x, gO)⟩ = ⟨conv(x, a), gO⟩),
 // and the three functions below close under differentiation.
@@ -56,6 +59,7 @@ struct WeightGradFunction;
 struct ConvFunction : Function<ConvFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
                             const std::optional<at::Tensor>& b, const ConvGeometry& g) {
+    ctx->set_materialize_grads(false);  // "no gradient" stays undefined: see backward
     ctx->save_for_backward({x, w});
     ctx->saved_data["bias"] = b.has_value();
     saveGeometry(ctx, g);
@@ -68,6 +72,7 @@ struct ConvFunction : Function<ConvFunction> {
 struct InputGradFunction : Function<InputGradFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gradOut, const at::Tensor& w,
                             const at::Tensor& xLike, const ConvGeometry& g) {
+    ctx->set_materialize_grads(false);  // "no gradient" stays undefined: see backward
     ctx->save_for_backward({gradOut, w});
     saveGeometry(ctx, g);
     return inputGradKernel(gradOut, w, xLike, g);
@@ -79,6 +84,7 @@ struct InputGradFunction : Function<InputGradFunction> {
 struct WeightGradFunction : Function<WeightGradFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& gradOut,
                             const at::Tensor& wLike, const ConvGeometry& g) {
+    ctx->set_materialize_grads(false);  // "no gradient" stays undefined: see backward
     ctx->save_for_backward({x, gradOut});
     saveGeometry(ctx, g);
     return weightGradKernel(x, gradOut, wLike, g);
@@ -90,6 +96,7 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
   const auto saved = ctx->get_saved_variables();
   const auto &x = saved[0], &w = saved[1];
   const auto& gradOut = grads[0];
+  if (!gradOut.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const auto g = loadGeometry(ctx);
   at::Tensor gx, gw, gb;
   if (ctx->needs_input_grad(0)) gx = InputGradFunction::apply(gradOut, w, x.detach(), g);
@@ -102,6 +109,7 @@ variable_list InputGradFunction::backward(AutogradContext* ctx, variable_list gr
   const auto saved = ctx->get_saved_variables();
   const auto &gradOut = saved[0], &w = saved[1];
   const auto& a = grads[0];  // shaped like x
+  if (!a.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const auto g = loadGeometry(ctx);
   at::Tensor dGradOut, dw;
   if (ctx->needs_input_grad(0)) dGradOut = ConvFunction::apply(a, w, std::nullopt, g);
@@ -113,6 +121,7 @@ variable_list WeightGradFunction::backward(AutogradContext* ctx, variable_list g
   const auto saved = ctx->get_saved_variables();
   const auto &x = saved[0], &gradOut = saved[1];
   const auto& a = grads[0];  // shaped like w
+  if (!a.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const auto g = loadGeometry(ctx);
   at::Tensor dx, dGradOut;
   if (ctx->needs_input_grad(0)) dx = InputGradFunction::apply(gradOut, a, x.detach(), g);

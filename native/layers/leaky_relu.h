@@ -1,10 +1,15 @@
 // Leaky ReLU with the paper's slope 0.2 (§A.1), after every conv and dense layer except the outputs.
+//
+// Its own autograd functions rather than ATen's: ATen's derivative of leaky_relu_backward with
+// respect to the activation's input is a materialised zero tensor, and the gradient penalty's
+// double backward sends those zeros back through every layer of D above the minibatch-stddev layer
+// (conv, dense, dense), computing weight and input gradients of zeros. Here that derivative is
+// "none", so autograd skips those layers; the gradients are the same (test/ops.test.ts).
 #pragma once
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/leaky_relu.h>
 
 namespace progan {
 
-inline at::Tensor lrelu(const at::Tensor& x) { return at::leaky_relu(x, 0.2); }
+at::Tensor lrelu(const at::Tensor& x);
 
 }  // namespace progan

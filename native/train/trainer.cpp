@@ -168,7 +168,8 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
   }
   clearGrads(dParams_);
   auto dTerms = discriminatorLoss(d_, reals, fakes, in.realLabels, in.u, res, alpha, config_.loss, gpDivisor);
-  dTerms.loss.backward();
+  // Only D's parameters: the penalty's mixed images are a leaf that needs no gradient of its own.
+  torch::autograd::backward({dTerms.loss}, {}, std::nullopt, /*create_graph=*/false, dParams_);
   if (capture) capture->discriminator = cloneGrads(*d_);
   adamD_->step(point.learningRate);  // skipped on the device if a gradient is not finite
 
