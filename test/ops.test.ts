@@ -1,5 +1,5 @@
 // Fused ops against their references (native/ops), fused-scale convolutions against the plain
-// upsample/conv and conv/pool, and our convolution and leaky ReLU against ATen's: forward, first derivatives and
+// upsample/conv and conv/pool, and our convolution, leaky ReLU and matrix product against ATen's: forward, first derivatives and
 // second derivatives (the double backward the gradient penalty takes through D), on random shapes
 // including odd sizes and batch 1.
 // Bounds: max relative error < 1e-6 in float64 and < 1e-5 in float32.
@@ -9,7 +9,7 @@ import { Tensor, fromNative, randn, toNative } from '../lib/tensor';
 import { relativeError } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
-type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'leakyRelu';
+type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'leakyRelu' | 'matrixProduct';
 const BOUND: Record<Dtype, number> = { float32: 1e-5, float64: 1e-6 };
 
 let seed = 1000;
@@ -53,6 +53,13 @@ function cases(): Case[] {
   }
   // Our leaky ReLU (layers/leaky_relu.cpp, whose second derivative in x is "none") against ATen's.
   for (const shape of [[1, 1, 1, 1], [3, 5, 4, 7], [2, 9]]) out.push({ op: 'leakyRelu', shapes: [shape], out: shape });
+  // Our matrix product (layers/matmul.cpp) against ATen's mm: skinny products that take the swapped
+  // order (output rows < columns, output smaller than an operand) and the direct one, with the second
+  // factor stored as is or transposed (a dense layer's weight, whose gradient keeps that layout).
+  for (const [m, k, n] of [[3, 5, 40], [2, 33, 7], [40, 3, 5], [1, 1, 1], [4, 6, 6]]) {
+    out.push({ op: 'matrixProduct', shapes: [[m, k], [k, n]], out: [m, n] });
+    out.push({ op: 'matrixProduct', shapes: [[m, k], [n, k]], out: [m, n], scalars: { transposed: true } });
+  }
   return out;
 }
 

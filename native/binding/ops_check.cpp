@@ -12,6 +12,7 @@
 #include "layers/convolution.h"
 #include "layers/equalized.h"
 #include "layers/leaky_relu.h"
+#include "layers/matrix_product.h"
 #include "ops/fade_in.h"
 #include "ops/gradient_penalty.h"
 
@@ -59,8 +60,15 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     // The reference is ATen's leaky_relu, whose second derivative in x is a materialised zero.
     return impl == "reference" ? at::leaky_relu(x[0], 0.2) : lrelu(x[0]);
   }
+  if (op == "matrixProduct") {
+    need(2);
+    // `transposed`: the second factor is x1ᵀ, as a dense layer uses its [out, in] weight.
+    const bool transposed = spec.Has("transposed") && spec.Get("transposed").ToBoolean().Value();
+    const auto b = transposed ? x[1].t() : x[1];
+    return impl == "reference" ? at::mm(x[0], b) : matrixProduct(x[0], b);
+  }
   throw std::invalid_argument("Unknown op '" + op +
-                              "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, leakyRelu)");
+                              "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, leakyRelu, matrixProduct)");
 }
 
 std::vector<at::Tensor> tensorList(const Napi::Value& v, const std::string& name) {

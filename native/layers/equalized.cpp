@@ -4,6 +4,7 @@
 #include <torch/nn/functional.h>
 
 #include "layers/convolution.h"
+#include "layers/matrix_product.h"
 #include "layers/shifted_sum.h"
 
 namespace progan {
@@ -102,11 +103,15 @@ torch::Tensor EqualizedLinearImpl::forward(const torch::Tensor& x) {
   const bool fullBias = bias.defined() && bias.size(0) == weight.size(0);
   const auto b = fullBias ? bias : torch::Tensor();
   const auto type = weight.scalar_type();
+  TORCH_CHECK(x.dim() == 2 && x.size(1) == weight.size(1), "Expected dense-layer input of shape [N, ", weight.size(1),
+              "] but received ", x.sizes());
   if (bfloat16 && type != at::kBFloat16)
-    return scaleAddBias(at::linear(x.to(at::kBFloat16), weight.to(at::kBFloat16)), scale, b, type);
-  const int64_t outputNumel = x.dim() == 2 ? x.size(0) * weight.size(0) : 0;
-  if (!scalesOutput(weight, outputNumel)) return at::linear(x, weight * scale, b);
-  return scaleAddBias(at::linear(x, weight), scale, b, type);
+    return scaleAddBias(matrixProduct(x.to(at::kBFloat16), weight.to(at::kBFloat16).t()), scale, b, type);
+  if (!scalesOutput(weight, x.size(0) * weight.size(0))) {
+    const auto y = matrixProduct(x, (weight * scale).t());
+    return b.defined() ? y + b : y;
+  }
+  return scaleAddBias(matrixProduct(x, weight.t()), scale, b, type);
 }
 
 void setBfloat16(torch::nn::Module& root, bool bfloat16) {
