@@ -64,6 +64,7 @@ Trainer::Trainer(const TrainingConfig& config)
   gParams_ = parameterList(*g_);
   dParams_ = parameterList(*d_);
   gEmaParams_ = parameterList(*gEma_);
+  recordEmaEquality();
   adamG_ = std::make_unique<Adam>(gParams_, config.adam);
   adamD_ = std::make_unique<Adam>(dParams_, config.adam);
   skipCounts_ = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
@@ -71,6 +72,12 @@ Trainer::Trainer(const TrainingConfig& config)
     dataset_ = std::make_unique<DatasetFile>(config.dataset);
     sampler_ = std::make_unique<Sampler>(config.dataset.count, config.seed ^ 0x9E3779B97F4A7C15ull);
   }
+}
+
+void Trainer::recordEmaEquality() {
+  emaEqual_.assign(gParams_.size(), std::nullopt);
+  for (size_t i = 0; i < gParams_.size(); ++i)
+    if (at::equal(gParams_[i], gEmaParams_[i])) emaEqual_[i] = EmaEquality{gParams_[i]._version(), gEmaParams_[i]._version()};
 }
 
 double Trainer::emaBeta(int64_t minibatch) const {
@@ -191,7 +198,18 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
 
   {
     at::NoGradGuard noGrad;
-    at::_foreach_lerp_(gEmaParams_, gParams_, 1.0 - emaBeta(n));
+    std::vector<at::Tensor> ema, current;
+    for (size_t i = 0; i < gParams_.size(); ++i) {
+      const auto& known = emaEqual_[i];
+      // Adam's fused kernel writes the parameters without bumping their version: a gradient means "updated".
+      const bool untouched = known && !gParams_[i].grad().defined() && known->gVersion == gParams_[i]._version() &&
+                             known->emaVersion == gEmaParams_[i]._version();
+      if (untouched) continue;
+      emaEqual_[i].reset();
+      ema.push_back(gEmaParams_[i]);
+      current.push_back(gParams_[i]);
+    }
+    if (!ema.empty()) at::_foreach_lerp_(ema, current, 1.0 - emaBeta(n));
   }
   imagesShown += n;
   ++steps;
@@ -263,6 +281,7 @@ void Trainer::importState(const NamedTensors& tensors, const std::map<std::strin
   assignParameters(*g_, tensors, "G.");
   assignParameters(*d_, tensors, "D.");
   assignParameters(*gEma_, tensors, "G_ema.");
+  recordEmaEquality();
   auto loadAdam = [&](const std::string& prefix, Adam& adam, const torch::nn::Module& m) {
     at::NoGradGuard noGrad;
     const auto names = namedParameters(m);

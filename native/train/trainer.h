@@ -103,6 +103,16 @@ class Trainer {
   Discriminator d_{nullptr};
   std::unique_ptr<Adam> adamG_, adamD_;
   std::vector<at::Tensor> gParams_, dParams_, gEmaParams_;
+  // The EMA update skips a parameter known to equal its average: lerp(a, a, w) is exactly a, and
+  // most of a paper-size G (the resolutions not reached yet) stays untouched for most of a run.
+  // "Known" means both were equal when their version counters were recorded here, and neither has
+  // been written since: no gradient this step (Adam updates only those) and the same versions (a
+  // parameter load bumps them).
+  struct EmaEquality {
+    int64_t gVersion, emaVersion;
+  };
+  std::vector<std::optional<EmaEquality>> emaEqual_;
+  void recordEmaEquality();
   at::Generator rng_;
   at::Device device_{at::kCPU};
   at::Tensor skipCounts_;  // float64 [2] on the device: D, G
