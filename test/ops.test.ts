@@ -1,5 +1,5 @@
 // Fused ops against their references (native/ops), fused-scale convolutions against the plain
-// upsample/conv and conv/pool, and our convolution, leaky ReLU and matrix product against ATen's: forward, first derivatives and
+// upsample/conv and conv/pool, and our convolution, leaky ReLU, matrix product and minibatch stddev against ATen's: forward, first derivatives and
 // second derivatives (the double backward the gradient penalty takes through D), on random shapes
 // including odd sizes and batch 1.
 // Bounds: max relative error < 1e-6 in float64 and < 1e-5 in float32.
@@ -9,7 +9,7 @@ import { Tensor, fromNative, randn, toNative } from '../lib/tensor';
 import { relativeError } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
-type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'leakyRelu' | 'matrixProduct';
+type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';
 const BOUND: Record<Dtype, number> = { float32: 1e-5, float64: 1e-6 };
 
 let seed = 1000;
@@ -19,7 +19,8 @@ interface Case {
   op: Op;
   shapes: number[][];
   out: number[];
-  scalars?: { alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean };
+  only?: Dtype; // compared in this dtype only
+  scalars?: { group?: number; parts?: number; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
@@ -60,6 +61,15 @@ function cases(): Case[] {
     out.push({ op: 'matrixProduct', shapes: [[m, k], [k, n]], out: [m, n] });
     out.push({ op: 'matrixProduct', shapes: [[m, k], [n, k]], out: [m, n], scalars: { transposed: true } });
   }
+  // Minibatch stddev with closed-form derivatives against the composite of ATen ops: groups of 4 and
+  // 3, several groups per part, two stacked parts (D's reals and fakes), a group of one, odd sizes.
+  for (const [n, c, h, w, group, parts] of [[8, 3, 4, 4, 4, 1], [12, 5, 3, 2, 3, 1], [16, 2, 4, 4, 4, 2], [3, 7, 1, 1, 4, 1], [2, 3, 2, 2, 1, 2]]) {
+    out.push({ op: 'minibatchStddev', shapes: [[n, c, h, w]], out: [n, c + 1, h, w], scalars: { group, parts } });
+  }
+  // A group of two only in float64: its stddev |x₁ − x₂|/2 is piecewise linear, so the true second
+  // derivative in x is ε/σ³-small and both sides compute it as a difference of O(1/σ) terms; in
+  // float32 that compares rounding noise (2e-2 relative seen), in float64 it agrees to 1e-11.
+  out.push({ op: 'minibatchStddev', shapes: [[12, 5, 3, 2]], out: [12, 6, 3, 2], scalars: { group: 2, parts: 1 }, only: 'float64' });
   return out;
 }
 
@@ -85,7 +95,7 @@ for (const dtype of ['float64', 'float32'] as const) {
     const failures: string[] = [];
     const worst = new Map<Op, { err: number; where: string }>();
     let compared = 0;
-    for (const c of cases()) {
+    for (const c of cases().filter((x) => !x.only || x.only === dtype)) {
       // A penalty needs non-zero gradients to be meaningful; random inputs give them.
       const inputs = c.shapes.map((s) => rand(s, dtype));
       const dirs = c.shapes.map((s) => rand(s, dtype));

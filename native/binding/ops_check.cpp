@@ -13,6 +13,7 @@
 #include "layers/equalized.h"
 #include "layers/leaky_relu.h"
 #include "layers/matrix_product.h"
+#include "layers/minibatch_stddev.h"
 #include "ops/fade_in.h"
 #include "ops/gradient_penalty.h"
 
@@ -67,8 +68,13 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     const auto b = transposed ? x[1].t() : x[1];
     return impl == "reference" ? at::mm(x[0], b) : matrixProduct(x[0], b);
   }
+  if (op == "minibatchStddev") {
+    need(1);
+    return minibatchStddev(x[0], int64_t(numberField(spec, "group")), int64_t(numberField(spec, "parts")), ops);
+  }
   throw std::invalid_argument("Unknown op '" + op +
-                              "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, leakyRelu, matrixProduct)");
+                              "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, leakyRelu, "
+                              "matrixProduct, minibatchStddev)");
 }
 
 std::vector<at::Tensor> tensorList(const Napi::Value& v, const std::string& name) {

@@ -1,7 +1,14 @@
 // Minibatch standard deviation (paper §3): one extra feature map holding the average stddev of
 // each feature over a group of samples, so D can see a lack of variation.
+//
+// The statistic sits in D, so the gradient penalty differentiates it twice. With OpsImpl::Auto it
+// is one autograd function with closed-form first and second derivatives (a handful of ops on the
+// 4×4 map instead of the dozens autograd records for the composite); OpsImpl::Reference is the
+// composite of ATen ops. test/ops.test.ts compares the two to second order.
 #pragma once
 #include <ATen/core/Tensor.h>
+
+#include "ops/ops_impl.h"
 
 namespace progan {
 
@@ -9,6 +16,6 @@ namespace progan {
 // must divide by it; sample i belongs to group (i mod N/G), as the official reshape does.
 // `parts` > 1 treats x as that many batches stacked along N (the D step's reals and fakes in one
 // pass) and computes each part's statistic on its own, exactly as separate calls would.
-at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts = 1);
+at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts = 1, OpsImpl impl = OpsImpl::Auto);
 
 }  // namespace progan

@@ -33,7 +33,7 @@ torch::Tensor DiscriminatorImpl::fromRgb(const torch::Tensor& x, int64_t r) { re
 
 torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_t parts) {
   if (r == 2) {
-    auto y = useStddev(config_) ? minibatchStddev(x, config_.minibatchStddevGroup, parts) : x;
+    auto y = useStddev(config_) ? minibatchStddev(x, config_.minibatchStddevGroup, parts, config_.opsImpl()) : x;
     y = lrelu(conv1_[2]->forward(y));
     y = lrelu(dense0_->forward(y.flatten(1)));
     return dense1_->forward(y);

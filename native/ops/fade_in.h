@@ -8,9 +8,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
-namespace progan {
+#include "ops/ops_impl.h"
 
-enum class OpsImpl { Auto, Reference };
+namespace progan {
 
 at::Tensor upsampleLerp(const at::Tensor& low, const at::Tensor& high, double alpha, OpsImpl impl = OpsImpl::Auto);
 at::Tensor fadeReals(const at::Tensor& x, double alpha, OpsImpl impl = OpsImpl::Auto);
