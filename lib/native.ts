@@ -18,7 +18,7 @@ export interface NativeAddon {
   cudaAvailable(): boolean;
   /** Test and benchmark entry: one op with first and second derivatives (binding/ops_check.cpp). */
   opDerivatives(spec: {
-    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution';
+    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';
     impl: 'auto' | 'reference';
     inputs: NativeTensor[];
     directions: NativeTensor[];
@@ -30,6 +30,8 @@ export interface NativeAddon {
     stride?: number;
     padding?: number;
     transposed?: boolean;
+    group?: number;
+    parts?: number;
   }): { output: NativeTensor; gradients: NativeTensor[]; gradOutputSecond: NativeTensor; inputsSecond: NativeTensor[] };
   randn(shape: number[], seed: number, dtype: 'float32' | 'float64'): NativeTensor;
   setThreads(n: number): void;

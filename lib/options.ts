@@ -42,7 +42,7 @@ export const networkOptionsSchema = z
     }).default(4),
     normalizeLatents: z.boolean().default(true),
     pixelNormEpsilon: z.number().positive().default(1e-8),
-    /** Fused-scale up/down convolutions: the same function with fewer FLOPs; 'auto' fuses from 16² up. */
+    /** Fused-scale up/down convolutions: the same function with fewer FLOPs; 'auto' fuses from 8² up. */
     fusedScale: z.union([z.literal('auto'), z.boolean()], {
       error: (i) => `Expected 'auto', true or false for fusedScale but received ${String(i.input)}`,
     }).default('auto'),

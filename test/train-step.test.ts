@@ -29,7 +29,7 @@ import { randn, Tensor, writeSafetensors, type NamedTensors } from '../lib/index
 import { fromNative, toNative } from '../lib/tensor';
 import { Trainer } from '../lib/train/trainer';
 import { assertPythonTorch, makeJobDir, removeJobDir, runReference } from './helpers/reference';
-import { relativeError as relativeErrorWithFloor } from './helpers/compare';
+import { relativeError as relativeErrorWithFloor, scalarOf } from './helpers/compare';
 
 const NETWORK = { preset: 'small', fmapMax: 32, latentSize: 32, minibatchStddevGroup: 4 } as const;
 const LEARNING_RATE = 0.002;
@@ -43,7 +43,6 @@ function gradientError(net: string, name: string, ours: Tensor, ref: Tensor): nu
   return net.toUpperCase() === 'D' && name === 'b4x4_dense1.bias' ? (e * Math.max(maxAbs(ref), 1e-6)) / Math.max(maxAbs(ref), 1) : e;
 }
 const scalarError = (ours: number, ref: number) => (Number.isFinite(ours) ? Math.abs(ours - ref) / Math.max(Math.abs(ref), 1e-6) : Infinity);
-const scalarOf = (t: Tensor | undefined) => (t ? Number((t.data as Float64Array)[0]) : NaN);
 const maxAbs = (t: Tensor) => (t.data as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const fmt = (e: number) => e.toExponential(2);
 

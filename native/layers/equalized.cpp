@@ -33,18 +33,19 @@ int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double sp
 
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
-  if (!fused) return convolution(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}), weight, bias, same(1));
+  const auto type = x.scalar_type();
+  if (!fused) return convolution(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}), weight.to(type), bias, same(1));
   // A transposed conv takes its kernel as [in, out, kh, kw].
-  return convolution(x, shiftedSum(weight, /*flip=*/true, 1.0).transpose(0, 1), bias, kTransposedStride2Pad1);
+  return convolution(x, shiftedSum(weight, /*flip=*/true, 1.0).to(type).transpose(0, 1), bias, kTransposedStride2Pad1);
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    auto y = at::avg_pool2d(convolution(x, weight, {}, same(1)), 2);
+    auto y = at::avg_pool2d(convolution(x, weight.to(x.scalar_type()), {}, same(1)), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
-  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25), bias, kStride2Pad1);
+  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), bias, kStride2Pad1);
 }
 
 namespace {
@@ -63,7 +64,7 @@ at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, con
   switch (kind) {
     case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused);
     case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused);
-    default: return convolution(x, w, b, same(kernel / 2));
+    default: return convolution(x, w.to(x.scalar_type()), b, same(kernel / 2));
   }
 }
 
@@ -72,7 +73,8 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::
   const auto type = w.scalar_type();
   if (l.bfloat16 && type != at::kBFloat16) {
     // Reduced precision: the scale and bias go on the output, which returns to the weights' type there.
-    const auto y = convolve(kind, x.to(at::kBFloat16), w.to(at::kBFloat16), {}, l.kernel, fused);
+    // The weight is cast where the conv takes it, after a fused-scale kernel is summed in full precision.
+    const auto y = convolve(kind, x.to(at::kBFloat16), w, {}, l.kernel, fused);
     return scaleAddBias(y, l.scale, l.bias, type);
   }
   const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;

@@ -14,6 +14,8 @@ namespace progan {
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused);
 // A 3×3 conv then 2×2 average pool, the bias added after the pool. Fused: one stride-2 4×4 conv
 // with the kernel built the same way ×0.25 (official conv2d_downscale2d).
+// Both convolve in x's type: the weight is cast to it after the fused kernel is built, so a
+// bfloat16 run sums the four shifted copies in the weight's full precision.
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused);
 
 constexpr double kSqrt2 = 1.4142135623730951;

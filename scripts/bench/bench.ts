@@ -118,7 +118,7 @@ export function stepFlops(preset: PresetName, res: number, fading: boolean, fuse
   return 2 * BATCH * (4 * g + 14 * d);
 }
 
-const fuseAuto = (r: number) => r >= 16; // native/networks/network_config.h fuseAt(), fusedScale 'auto'
+const fuseAuto = (r: number) => r >= 8; // native/networks/network_config.h fuseAt(), fusedScale 'auto'
 const fuseNever = () => false;
 
 // ---------------------------------------------------------------- PyTorch child
@@ -285,8 +285,8 @@ async function main() {
     for (let round = 0; round < a.rounds; round++) {
       for (const c of configs) {
         const s = samples.get(c)!;
-        // fusedScale only changes anything from 16² up ('auto' fuses at ≥ 16): skip the duplicate below.
-        const vs = variants.filter((v) => v !== 'fusedScaleOff' || c.res >= 16);
+        // fusedScale only changes anything from 8² up ('auto' fuses at ≥ 8): skip the duplicate below.
+        const vs = variants.filter((v) => v !== 'fusedScaleOff' || c.res >= 8);
         // ABAB…, with the order reversed every other round so no side always runs first.
         const order: (Variant | 'torch')[] = [];
         vs.forEach((v, i) => {
@@ -409,7 +409,7 @@ async function main() {
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) =>
         `| ${r.preset} | ${r.resolution} | ${r.phase} | ${r.steps} | ${fmt(r.oursImagesPerSecond)} | ${fmt(r.torchImagesPerSecond)} | **${fmt(r.ratio)}** | ` +
-        `${r.oursFusedScaleOff === undefined ? 'n/a (= auto below 16²)' : `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)`} | ` +
+        `${r.oursFusedScaleOff === undefined ? 'n/a (= auto below 8²)' : `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)`} | ` +
         `${r.oursReference === undefined ? '–' : `${fmt(r.oursReference)} (${fmt(r.fusedOpsGain)}×)`} | ` +
         `${r.oursBfloat16 === undefined ? '–' : `${fmt(r.oursBfloat16)} (${fmt(r.bfloat16Gain)}×)`} | ` +
         `${fmt(r.cpuMsPerStep.ours, 0)} / ${fmt(r.cpuMsPerStep.torch, 0)} (**${fmt(r.cpuRatio)}**) | ` +

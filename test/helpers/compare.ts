@@ -24,3 +24,6 @@ export function relativeError(ours: Tensor, ref: Tensor, floor: number): number 
 export function toFloat64(t: Tensor): Tensor {
   return t.dtype === 'float64' ? t : new Tensor(Float64Array.from(t.data as Float32Array), t.shape, 'float64');
 }
+
+/** The first element of a (float64) tensor the reference reported as a scalar; NaN when missing. */
+export const scalarOf = (t: Tensor | undefined): number => (t ? Number((t.data as Float64Array)[0]) : NaN);
