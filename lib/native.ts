@@ -32,7 +32,13 @@ export interface NativeAddon {
     transposed?: boolean;
     group?: number;
     parts?: number;
-  }): { output: NativeTensor; gradients: NativeTensor[]; gradOutputSecond: NativeTensor; inputsSecond: NativeTensor[] };
+  }): {
+    output: NativeTensor;
+    gradients: NativeTensor[];
+    gradientsNoGraph: NativeTensor[];
+    gradOutputSecond: NativeTensor;
+    inputsSecond: NativeTensor[];
+  };
   randn(shape: number[], seed: number, dtype: 'float32' | 'float64'): NativeTensor;
   setThreads(n: number): void;
   /** The training host allocator (native/train/host_allocator.h); a number first sets its idle cap in bytes. */

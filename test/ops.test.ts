@@ -85,6 +85,7 @@ function run(c: Case, impl: 'auto' | 'reference', inputs: Tensor[], dirs: Tensor
   return {
     output: fromNative(r.output),
     gradients: r.gradients.map(fromNative),
+    gradientsNoGraph: r.gradientsNoGraph.map(fromNative),
     gradOutputSecond: fromNative(r.gradOutputSecond),
     inputsSecond: r.inputsSecond.map(fromNative),
   };
@@ -106,6 +107,7 @@ for (const dtype of ['float64', 'float32'] as const) {
       const pairs: [string, Tensor, Tensor][] = [
         ['output', fast.output, ref.output],
         ...fast.gradients.map((g, i) => [`∂/∂x${i}`, g, ref.gradients[i]] as [string, Tensor, Tensor]),
+        ...fast.gradientsNoGraph.map((g, i) => [`∂/∂x${i} (no graph)`, g, ref.gradients[i]] as [string, Tensor, Tensor]),
         ['∂²/∂u (double backward)', fast.gradOutputSecond, ref.gradOutputSecond],
         ...fast.inputsSecond.map((g, i) => [`∂²/∂x${i}`, g, ref.inputsSecond[i]] as [string, Tensor, Tensor]),
       ];

@@ -105,6 +105,9 @@ Napi::Value OpDerivatives(const Napi::CallbackInfo& info) {
     const auto y = applyOp(op, impl, xs, spec);
     auto u = toTorch(spec.Get("gradOutput"), "gradOutput");
     TORCH_CHECK(u.sizes() == y.sizes(), "Expected gradOutput of shape ", y.sizes(), " but received ", u.sizes());
+    // First derivatives twice: without a graph (the last backward of a step, which may take
+    // shortcuts) and with one (the penalty's, differentiated again below).
+    const auto gPlain = torch::autograd::grad({y}, xs, {u}, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
     u.requires_grad_(true);
     const auto g = torch::autograd::grad({y}, xs, {u}, /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
     auto s = at::zeros({}, y.options());
@@ -118,6 +121,7 @@ Napi::Value OpDerivatives(const Napi::CallbackInfo& info) {
     auto out = Napi::Object::New(env);
     out.Set("output", toJs(env, y));
     out.Set("gradients", tensorsToJs(env, g, xs));
+    out.Set("gradientsNoGraph", tensorsToJs(env, gPlain, xs));
     out.Set("gradOutputSecond", toJs(env, second[0].defined() ? second[0] : at::zeros_like(u)));
     out.Set("inputsSecond", tensorsToJs(env, std::vector<at::Tensor>(second.begin() + 1, second.end()), xs));
     return out;

@@ -98,10 +98,20 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
   const auto& gradOut = grads[0];
   if (!gradOut.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const auto g = loadGeometry(ctx);
+  const bool withBias = ctx->saved_data["bias"].toBool();
+  if (!torch::autograd::GradMode::is_enabled()) {
+    // A backward that will not be differentiated (the last one of a step): one ATen call computes
+    // the input, weight and bias gradients (oneDNN sums the bias gradient inside its weight kernel).
+    const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), withBias && ctx->needs_input_grad(2)};
+    const std::vector<int64_t> biasSizes{gradOut.size(1)};
+    auto [gx, gw, gb] = at::convolution_backward(gradOut, x, w, mask[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt,
+                                                 g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1, mask);
+    return {gx, gw, gb, at::Tensor()};
+  }
   at::Tensor gx, gw, gb;
   if (ctx->needs_input_grad(0)) gx = InputGradFunction::apply(gradOut, w, x.detach(), g);
   if (ctx->needs_input_grad(1)) gw = WeightGradFunction::apply(x, gradOut, w.detach(), g);
-  if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gb = gradOut.sum({0, 2, 3});
+  if (withBias && ctx->needs_input_grad(2)) gb = gradOut.sum({0, 2, 3});
   return {gx, gw, gb, at::Tensor()};
 }
 
