@@ -6,7 +6,9 @@
 //         (upsampleLerp forward);
 //       - trainer.debugStep(...): D loss terms (fadeReals on the reals, the gradient penalty's
 //         per-sample norms), every D gradient (the GP's backward: second derivatives through D),
-//         G loss and every G gradient (upsampleLerp backward = the SumPool2x kernel).
+//         G loss and every G gradient (upsampleLerp backward = the SumPool2x kernel). impl also
+//         switches D's minibatch stddev between its closed-form derivatives and the ATen composite,
+//         so the same comparisons cover those on the GPU (ATen ops there, no CUDA kernel of its own).
 //   * Comparisons (fp32, max relative error = max|a − b| / max|b| per tensor):
 //       cuda-kernels  cuda/auto vs cuda/reference   G output < 1e-5, losses and gradients < 1e-4
 //       cuda-vs-cpu   cuda/auto vs cpu/reference    G output < 1e-4, losses and gradients < 1e-3
