@@ -64,8 +64,7 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
   if (op == "matrixProduct") {
     need(2);
     // `transposed`: the second factor is x1ᵀ, as a dense layer uses its [out, in] weight.
-    const bool transposed = spec.Has("transposed") && spec.Get("transposed").ToBoolean().Value();
-    const auto b = transposed ? x[1].t() : x[1];
+    const auto b = spec.Get("transposed").ToBoolean().Value() ? x[1].t() : x[1];
     return impl == "reference" ? at::mm(x[0], b) : matrixProduct(x[0], b);
   }
   if (op == "minibatchStddev") {

@@ -29,7 +29,11 @@ at::Tensor weightGradKernel(const at::Tensor& x, const at::Tensor& gradOut, cons
                                               g.transposed, g.outputPadding, 1, {false, true, false}));
 }
 
-void saveGeometry(AutogradContext* ctx, const ConvGeometry& g) {
+// What each of the three functions below keeps for its backward: two tensors and the geometry,
+// with undefined incoming gradients left undefined (see below).
+void keepForBackward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b, const ConvGeometry& g) {
+  ctx->set_materialize_grads(false);
+  ctx->save_for_backward({a, b});
   ctx->saved_data["stride"] = g.stride;
   ctx->saved_data["padding"] = g.padding;
   ctx->saved_data["outputPadding"] = g.outputPadding;
@@ -59,10 +63,8 @@ struct WeightGradFunction;
 struct ConvFunction : Function<ConvFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
                             const std::optional<at::Tensor>& b, const ConvGeometry& g) {
-    ctx->set_materialize_grads(false);  // "no gradient" stays undefined: see backward
-    ctx->save_for_backward({x, w});
+    keepForBackward(ctx, x, w, g);
     ctx->saved_data["bias"] = b.has_value();
-    saveGeometry(ctx, g);
     return forwardKernel(x, w, b, g);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads);
@@ -72,9 +74,7 @@ struct ConvFunction : Function<ConvFunction> {
 struct InputGradFunction : Function<InputGradFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gradOut, const at::Tensor& w,
                             const at::Tensor& xLike, const ConvGeometry& g) {
-    ctx->set_materialize_grads(false);  // "no gradient" stays undefined: see backward
-    ctx->save_for_backward({gradOut, w});
-    saveGeometry(ctx, g);
+    keepForBackward(ctx, gradOut, w, g);
     return inputGradKernel(gradOut, w, xLike, g);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads);
@@ -84,9 +84,7 @@ struct InputGradFunction : Function<InputGradFunction> {
 struct WeightGradFunction : Function<WeightGradFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& gradOut,
                             const at::Tensor& wLike, const ConvGeometry& g) {
-    ctx->set_materialize_grads(false);  // "no gradient" stays undefined: see backward
-    ctx->save_for_backward({x, gradOut});
-    saveGeometry(ctx, g);
+    keepForBackward(ctx, x, gradOut, g);
     return weightGradKernel(x, gradOut, wLike, g);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads);
