@@ -1,9 +1,12 @@
 #include "layers/matrix_product.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 
 namespace progan {
 
@@ -15,9 +18,48 @@ using torch::autograd::variable_list;
 
 bool columnMajor(const at::Tensor& t) { return !t.is_contiguous() && t.t().is_contiguous(); }
 
+// oneDNN's product X·Wᵀ. MKL runs float32 GEMM on this kind of CPU (AMD) with its AVX2 kernels, about
+// 140 GFLOP/s on 2 cores, where oneDNN's AVX-512 convolutions reach 300; for the paper's 8192×512
+// dense layers oneDNN's product is 1.5–4× faster than either MKL order (16 rows: 0.88 vs 1.33 ms
+// forward, 1.02 vs 2.49 ms input gradient, 0.64 vs 1.14 ms weight gradient). ATen registers it for
+// its own graph fusions as mkldnn::_linear_pointwise and declares it in no public header, so it is
+// looked up in the dispatcher; a libtorch without it falls back to MKL. It reads strided operands
+// and keeps no packed copy of W (checked: a weight changed in place gives the new product).
+using LinearPointwise = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, std::string_view,
+                                   c10::List<std::optional<at::Scalar>>, std::optional<std::string_view>);
+
+const std::optional<c10::TypedOperatorHandle<LinearPointwise>>& oneDnnLinear() {
+  static const auto handle = []() -> std::optional<c10::TypedOperatorHandle<LinearPointwise>> {
+    const auto op = c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
+    if (!op || !op->hasKernelForDispatchKey(c10::DispatchKey::CPU)) return std::nullopt;
+    try {
+      return op->typed<LinearPointwise>();
+    } catch (const c10::Error&) {  // a libtorch whose schema differs: MKL it is
+      return std::nullopt;
+    }
+  }();
+  return handle;
+}
+
+// Only float32 on the CPU, and only products with an operand or a result of 2²⁰ elements or more
+// (a weight gradient is a large result of two small operands): below that the two libraries are
+// within noise of each other (2048×128: 0.10 vs 0.10 ms), and bfloat16 products already run through
+// oneDNN inside at::mm.
+bool takesOneDnn(const at::Tensor& a, const at::Tensor& b) {
+  const int64_t largest = std::max({a.numel(), b.numel(), a.size(0) * b.size(1)});
+  return a.is_cpu() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && largest >= (int64_t(1) << 20) &&
+         oneDnnLinear().has_value();
+}
+
+// x [m, k] · wT [n, k]ᵀ → [m, n], contiguous.
+at::Tensor oneDnnProduct(const at::Tensor& x, const at::Tensor& wT) {
+  return oneDnnLinear()->call(x, wT, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+}
+
 // `columnMajorOut`: the product is wanted with the layout of a transposed parameter (its gradient),
 // computed as (Bᵀ·Aᵀ)ᵀ with no copy. Otherwise the faster order, returned contiguous.
 at::Tensor productKernel(const at::Tensor& a, const at::Tensor& b, bool columnMajorOut) {
+  if (takesOneDnn(a, b)) return columnMajorOut ? oneDnnProduct(b.t(), a).t() : oneDnnProduct(a, b.t());
   if (columnMajorOut) return at::mm(b.t(), a.t()).t();
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
   const bool activationOutput = m * n < std::max(m * k, k * n);
