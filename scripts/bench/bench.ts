@@ -409,7 +409,7 @@ async function main() {
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) =>
         `| ${r.preset} | ${r.resolution} | ${r.phase} | ${r.steps} | ${fmt(r.oursImagesPerSecond)} | ${fmt(r.torchImagesPerSecond)} | **${fmt(r.ratio)}** | ` +
-        `${r.oursFusedScaleOff === undefined ? 'n/a (= auto below 8²)' : `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)`} | ` +
+        `${r.oursFusedScaleOff !== undefined ? `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)` : r.resolution < 8 ? 'n/a (= auto below 8²)' : '–'} | ` +
         `${r.oursReference === undefined ? '–' : `${fmt(r.oursReference)} (${fmt(r.fusedOpsGain)}×)`} | ` +
         `${r.oursBfloat16 === undefined ? '–' : `${fmt(r.oursBfloat16)} (${fmt(r.bfloat16Gain)}×)`} | ` +
         `${fmt(r.cpuMsPerStep.ours, 0)} / ${fmt(r.cpuMsPerStep.torch, 0)} (**${fmt(r.cpuRatio)}**) | ` +
