@@ -397,6 +397,7 @@ async function main() {
         preset: c.preset, resolution: c.res, phase: c.fade ? 'fade' : 'stable', alpha: c.fade ? 'ours 0→1, torch 0.5' : 1, steps: c.steps,
         oursImagesPerSecond: ours, torchImagesPerSecond: torch, torchBaselinePolicy: baseline, torchImagesPerSecondByPolicy: byPolicy, ratio: ours / torch,
         cpuMsPerStep: { ours: median(s.oursCpuMs), torch: torchCpuMs }, cpuRatio: torchCpuMs / median(s.oursCpuMs),
+        torchCpuMsPerStepByPolicy: Object.fromEntries(torchPolicies.map((p) => [p, median(s.torchCpuMs[p])])),
         oursFusedScaleOff: fo, fusedScaleGain: fo ? ours / fo : undefined,
         oursReference: ref, fusedOpsGain: ref ? ours / ref : undefined,
         oursBfloat16: bf, bfloat16Gain: bf ? bf / ours : undefined,
