@@ -279,7 +279,7 @@ async function main() {
   // sleep), which is 10–40 % faster than PASSIVE for torch at small sizes on 2 cores; our loader picks
   // PASSIVE. So torch runs under both, and the faster one is the baseline. A policy the user set
   // applies to both sides alike.
-  const py = new Python({ ...process.env });
+  const py = new Python(process.env);
   const torchPolicies: TorchPolicy[] = userPolicy === undefined ? ['default', 'passive'] : ['passive'];
   const pyDefault = userPolicy === undefined ? new Python(withoutOmpWaitPolicy(process.env)) : py;
   const torchProcess: Record<TorchPolicy, Python> = { passive: py, default: pyDefault };
@@ -382,7 +382,9 @@ async function main() {
     const rows = configs.map((c) => {
       const s = samples.get(c)!;
       const ours = median(s.ours.auto ?? []);
-      const byPolicy = Object.fromEntries(torchPolicies.map((p) => [p, median(s.torch[p])])) as Partial<Record<TorchPolicy, number>>;
+      const perPolicy = (xs: Record<TorchPolicy, number[]>) =>
+        Object.fromEntries(torchPolicies.map((p) => [p, median(xs[p])])) as Partial<Record<TorchPolicy, number>>;
+      const byPolicy = perPolicy(s.torch);
       const baseline = torchPolicies.reduce((b, p) => (byPolicy[p]! > byPolicy[b]! ? p : b));
       const torch = byPolicy[baseline]!;
       const torchCpuMs = median(s.torchCpuMs[baseline]);
@@ -397,7 +399,7 @@ async function main() {
         preset: c.preset, resolution: c.res, phase: c.fade ? 'fade' : 'stable', alpha: c.fade ? 'ours 0→1, torch 0.5' : 1, steps: c.steps,
         oursImagesPerSecond: ours, torchImagesPerSecond: torch, torchBaselinePolicy: baseline, torchImagesPerSecondByPolicy: byPolicy, ratio: ours / torch,
         cpuMsPerStep: { ours: median(s.oursCpuMs), torch: torchCpuMs }, cpuRatio: torchCpuMs / median(s.oursCpuMs),
-        torchCpuMsPerStepByPolicy: Object.fromEntries(torchPolicies.map((p) => [p, median(s.torchCpuMs[p])])),
+        torchCpuMsPerStepByPolicy: perPolicy(s.torchCpuMs),
         oursFusedScaleOff: fo, fusedScaleGain: fo ? ours / fo : undefined,
         oursReference: ref, fusedOpsGain: ref ? ours / ref : undefined,
         oursBfloat16: bf, bfloat16Gain: bf ? bf / ours : undefined,
