@@ -130,8 +130,6 @@ export interface NativeNetworks {
   setDtype(dtype: 'float32' | 'float64'): void;
 }
 
-// OpenMP threads that spin while waiting make torch 30× slower once cores are shared; the policy
-// must be in the environment before libgomp starts (set in load(), before the first require).
 export class NativeLoadError extends Error {
   constructor(cause: string, solutions: string[], detail?: string) {
     super(
@@ -178,8 +176,16 @@ export function builtTorchVersion(file: string): string | null {
 
 const minor = (v: string) => v.split('.').slice(0, 2).join('.');
 
+// OpenMP's wait between parallel regions, which must be in the environment before libgomp starts
+// (here, before the first require). All multi-threaded work runs on one compute thread, so there is
+// one team, and its worker spins for a short while before it sleeps (libgomp's default policy with
+// 10,000 spins instead of 300,000): a step runs hundreds of regions, and waking a sleeping worker
+// for each cost a small-preset 8² step 20 % (native/train/compute_thread.h). Spinning threads
+// that other processes need are what makes torch crawl once cores are shared (30× slower seen with
+// several teams): the spin stays short, and a policy the user sets (OMP_WAIT_POLICY=PASSIVE for a
+// busy machine) is left alone.
 function load(): NativeAddon {
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  if (process.env.OMP_WAIT_POLICY === undefined) process.env.GOMP_SPINCOUNT ??= '10000';
   const file0 = addonPath();
   if (file0 === cudaAddonPath) {
     // The CUDA build finds its libtorch through the RUNPATH it was linked with (TORCH_DIR).

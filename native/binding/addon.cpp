@@ -9,6 +9,7 @@
 #include "binding/js_interop.h"
 #include "binding/networks_wrap.h"
 #include "binding/trainer_wrap.h"
+#include "train/compute_thread.h"
 #include "train/host_allocator.h"
 #include "train/schedule.h"
 
@@ -59,7 +60,9 @@ Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    at::set_num_threads(int(info[0].As<Napi::Number>().Int32Value()));
+    const int n = info[0].As<Napi::Number>().Int32Value();
+    if (n < 0) throw std::invalid_argument("Expected 0 (one thread per core) or more threads but received " + std::to_string(n));
+    setComputeThreads(n);
     return info.Env().Undefined();
   });
 }
@@ -86,6 +89,8 @@ Napi::Value HostCache(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // NNPACK prints a warning on some CPUs and is never faster than oneDNN for these shapes.
   at::globalContext().setUserEnabledNNPACK(false);
+  // Multi-threaded work runs on the compute thread; this (JS) thread must not open an OpenMP team.
+  keepCallerSingleThreaded();
   exports.Set("versions", Napi::Function::New(env, Versions));
   exports.Set("randn", Napi::Function::New(env, Randn));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

@@ -6,6 +6,7 @@
 #include <torch/utils.h>
 
 #include "networks/named_parameters.h"
+#include "train/compute_thread.h"
 
 namespace progan::binding {
 
@@ -24,9 +25,12 @@ Napi::Function NetworksWrap::Define(Napi::Env env) {
 NetworksWrap::NetworksWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetworksWrap>(info) {
   guarded(info, [&] {
     const auto config = networkConfigFrom(info[0].As<Napi::Object>());
-    torch::manual_seed(uint64_t(info[1].As<Napi::Number>().Int64Value()));
-    generator_ = Generator(config);
-    discriminator_ = Discriminator(config);
+    const auto seed = uint64_t(info[1].As<Napi::Number>().Int64Value());
+    runOnComputeThread([&] {
+      torch::manual_seed(seed);
+      generator_ = Generator(config);
+      discriminator_ = Discriminator(config);
+    });
     return info.Env().Undefined();
   });
 }
@@ -38,41 +42,51 @@ torch::nn::Module& NetworksWrap::module(const Napi::Value& which) {
   throw std::invalid_argument("Expected 'generator' or 'discriminator' but received '" + name + "'");
 }
 
-at::Tensor NetworksWrap::run(const Napi::CallbackInfo& info, const at::Tensor& input) {
-  const auto which = info[0].As<Napi::String>().Utf8Value();
+std::function<at::Tensor(const at::Tensor&)> NetworksWrap::pass(const Napi::CallbackInfo& info) {
+  module(info[0]);  // validates the name
+  const bool generator = info[0].As<Napi::String>().Utf8Value() == "generator";
   const int64_t resolution = info[2].As<Napi::Number>().Int64Value();
   const double alpha = info[3].As<Napi::Number>().DoubleValue();
   const auto type = generator_->parameters().front().scalar_type();
-  TORCH_CHECK(input.scalar_type() == type, "Expected a ", c10::toString(type), " input but received ",
-              c10::toString(input.scalar_type()), "; convert it or call setDtype()");
-  if (which == "generator") {
-    const auto labels = optionalTensor(info[4], "labels");
-    return generator_->forward(input, labels.defined() ? labels.to(type) : labels, resolution, alpha);
-  }
-  module(info[0]);  // validates the name
-  return discriminator_->forward(input, resolution, alpha);
+  const auto labels = generator ? optionalTensor(info[4], "labels") : at::Tensor();
+  return [=, this](const at::Tensor& input) {
+    TORCH_CHECK(input.scalar_type() == type, "Expected a ", c10::toString(type), " input but received ",
+                c10::toString(input.scalar_type()), "; convert it or call setDtype()");
+    if (generator) return generator_->forward(input, labels.defined() ? labels.to(type) : labels, resolution, alpha);
+    return discriminator_->forward(input, resolution, alpha);
+  };
 }
 
 Napi::Value NetworksWrap::Forward(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    torch::NoGradGuard noGrad;
-    return toJs(info.Env(), run(info, toTorch(info[1], "input")));
+    const auto run = pass(info);
+    const auto input = toTorch(info[1], "input");
+    at::Tensor output;
+    runOnComputeThread([&] {
+      torch::NoGradGuard noGrad;
+      output = run(input);
+    });
+    return toJs(info.Env(), output);
   });
 }
 
 Napi::Value NetworksWrap::ForwardBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto& net = module(info[0]);
+    const auto run = pass(info);
     auto input = toTorch(info[1], "input").requires_grad_(true);
     const auto gradOutput = toTorch(info[5], "gradOutput");
-    net.zero_grad();
-    auto output = run(info, input);
-    TORCH_CHECK(gradOutput.sizes() == output.sizes(), "Expected gradOutput of shape ", output.sizes(),
-                " but received ", gradOutput.sizes());
-    output.backward(gradOutput.to(output.scalar_type()));
+    at::Tensor output;
     NamedTensors grads;
-    for (const auto& p : net.named_parameters())
-      grads.emplace_back(p.key(), p.value().grad().defined() ? p.value().grad() : at::zeros_like(p.value()));
+    runOnComputeThread([&] {
+      net.zero_grad();
+      output = run(input);
+      TORCH_CHECK(gradOutput.sizes() == output.sizes(), "Expected gradOutput of shape ", output.sizes(),
+                  " but received ", gradOutput.sizes());
+      output.backward(gradOutput.to(output.scalar_type()));
+      for (const auto& p : net.named_parameters())
+        grads.emplace_back(p.key(), p.value().grad().defined() ? p.value().grad() : at::zeros_like(p.value()));
+    });
     auto out = Napi::Object::New(info.Env());
     out.Set("output", toJs(info.Env(), output));
     out.Set("inputGrad", toJs(info.Env(), input.grad()));

@@ -1,6 +1,8 @@
 #pragma once
 #include <napi.h>
 
+#include <functional>
+
 #include "binding/js_interop.h"
 #include "networks/discriminator.h"
 #include "networks/generator.h"
@@ -22,7 +24,9 @@ class NetworksWrap : public Napi::ObjectWrap<NetworksWrap> {
   Napi::Value SetDtype(const Napi::CallbackInfo& info);
 
   torch::nn::Module& module(const Napi::Value& which);
-  at::Tensor run(const Napi::CallbackInfo& info, const at::Tensor& input);
+  // The pass that info (which, input, resolution, alpha[, labels]) asks for, read from JS here and
+  // run later, on the compute thread, with no JS access.
+  std::function<at::Tensor(const at::Tensor&)> pass(const Napi::CallbackInfo& info);
 
   Generator generator_{nullptr};
   Discriminator discriminator_{nullptr};

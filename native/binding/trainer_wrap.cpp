@@ -1,11 +1,13 @@
-// JS handle on a Trainer. Training loops run on a libuv worker thread (AsyncProgressQueueWorker):
-// the event loop stays free, every tick report is queued and delivered in order, and the
-// returned promise settles only after the last report.
+// JS handle on a Trainer. Training loops are queued as libuv work (AsyncProgressQueueWorker), which
+// hands them to the compute thread (train/compute_thread.h): the event loop stays free, every tick
+// report is queued and delivered in order, and the returned promise settles only after the last
+// report.
 #include "binding/trainer_wrap.h"
 
 #include <ATen/ATen.h>
 
 #include "binding/js_interop.h"
+#include "train/compute_thread.h"
 #include "train/step_profiler.h"
 #include "train/training_loop.h"
 
@@ -73,11 +75,13 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<TickReport> {
     std::unique_lock<std::mutex> lock(trainer.busy);
     try {
       const TickCallback onTick = [&](const TickReport& r) { progress.Send(&r, 1); };
-      if (profile_.empty()) {
-        result_ = job_(trainer, onTick);
-      } else {
-        profileInto(profile_, trainer.device().is_cuda(), [&] { result_ = job_(trainer, onTick); });
-      }
+      runOnComputeThread([&] {
+        if (profile_.empty()) {
+          result_ = job_(trainer, onTick);
+        } else {
+          profileInto(profile_, trainer.device().is_cuda(), [&] { result_ = job_(trainer, onTick); });
+        }
+      }, int(trainer.config().threads));
     } catch (const c10::Error& e) {
       SetError(e.what_without_backtrace());
     } catch (const std::exception& e) {
@@ -213,7 +217,8 @@ Napi::Function TrainerWrap::Define(Napi::Env env) {
 
 TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
   guarded(info, [&] {
-    trainer_ = std::make_unique<Trainer>(trainingConfigFrom(info[0].As<Napi::Object>()));
+    const auto config = trainingConfigFrom(info[0].As<Napi::Object>());
+    runOnComputeThread([&] { trainer_ = std::make_unique<Trainer>(config); }, int(config.threads));
     return info.Env().Undefined();
   });
 }
@@ -257,8 +262,13 @@ Napi::Value TrainerWrap::Sample(const Napi::CallbackInfo& info) {
     auto lock = lockIdle(*trainer_);
     const auto latents = toTorch(info[0], "latents");
     const auto labels = optionalTensor(info[1], "labels");
-    return toJs(info.Env(), trainer_->sample(latents, labels, info[2].As<Napi::Number>().Int64Value(),
-                                             info[3].As<Napi::Number>().DoubleValue(), info[4].As<Napi::Boolean>().Value()));
+    const int64_t resolution = info[2].As<Napi::Number>().Int64Value();
+    const double alpha = info[3].As<Napi::Number>().DoubleValue();
+    const bool ema = info[4].As<Napi::Boolean>().Value();
+    at::Tensor images;
+    runOnComputeThread([&] { images = trainer_->sample(latents, labels, resolution, alpha, ema); },
+                       int(trainer_->config().threads));
+    return toJs(info.Env(), images);
   });
 }
 
@@ -308,7 +318,9 @@ Napi::Value TrainerWrap::DebugStep(const Napi::CallbackInfo& info) {
     inputs.latentsG = toTorch(in.Get("latentsG"), "latentsG");
     inputs.fakeLabels = labelIndices(in.Get("fakeLabels"), "fakeLabels");
     StepGradients grads;
-    const auto s = StepStats::read(trainer_->step(point, inputs, &grads).values);
+    StepFigures s;
+    runOnComputeThread([&] { s = StepStats::read(trainer_->step(point, inputs, &grads).values); },
+                       int(trainer_->config().threads));
     auto env = info.Env();
     auto stats = Napi::Object::New(env);
     stats.Set("dLoss", s.dLoss);

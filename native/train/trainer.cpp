@@ -45,7 +45,6 @@ NamedTensors cloneGrads(torch::nn::Module& m) {
 
 Trainer::Trainer(const TrainingConfig& config)
     : config_(config), rng_(at::make_generator<at::CPUGeneratorImpl>(config.seed)) {
-  if (config.threads > 0) at::set_num_threads(int(config.threads));
   useCachingHostAllocator();
   torch::manual_seed(config.seed);  // the networks' initial weights
   g_ = Generator(config.network);

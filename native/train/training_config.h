@@ -48,7 +48,7 @@ struct TrainingConfig {
   EmaConfig ema;
   bool mirror = false;
   uint64_t seed = 0;
-  int64_t threads = 0;  // 0: libtorch's default
+  int64_t threads = 0;  // intra-op threads of its work on the compute thread; 0: the process default
   std::string device = "cpu";  // "cpu" or "cuda" (resolved in TypeScript: 'auto' picks cuda when visible)
   DatasetConfig dataset;
 };

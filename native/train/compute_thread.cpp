@@ -1,0 +1,121 @@
+#include "train/compute_thread.h"
+
+#include <ATen/Parallel.h>
+#include <omp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+// MKL's per-thread thread count, exported by libtorch builds that link MKL; weak, so that a libtorch
+// without MKL still loads. mkl.h maps the C name mkl_set_num_threads_local to this symbol: the
+// exported lower-case name is MKL's Fortran entry, which takes a pointer.
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
+
+namespace progan {
+
+namespace {
+
+std::atomic<int> requestedThreads{0};
+
+class ComputeThread {
+ public:
+  ComputeThread() : thread_([this] { loop(); }) { thread_.detach(); }
+
+  // False when another job is running.
+  bool tryRun(const std::function<void()>& job, int threads) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (job_) return false;
+    job_ = &job;
+    threads_ = threads;
+    done_ = false;
+    wake_.notify_one();
+    finished_.wait(lock, [&] { return done_; });
+    job_ = nullptr;
+    const auto error = std::exchange(error_, nullptr);
+    lock.unlock();
+    if (error) std::rethrow_exception(error);
+    return true;
+  }
+
+ private:
+  void loop() {
+    int applied = -1;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return job_ != nullptr && !done_; });
+      const auto* job = job_;
+      int want = threads_ > 0 ? threads_ : requestedThreads.load();
+      lock.unlock();
+      std::exception_ptr error;
+      try {
+        if (want <= 0) want = at::intraop_default_num_threads();
+        if (want != applied) {  // the count is this thread's own OpenMP setting
+          at::set_num_threads(want);
+          applied = want;
+        }
+        (*job)();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      lock.lock();
+      error_ = error;
+      done_ = true;
+      finished_.notify_one();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_, finished_;
+  const std::function<void()>* job_ = nullptr;
+  int threads_ = 0;
+  bool done_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+// Never destroyed: the thread is detached and may be waiting for work when the process exits.
+ComputeThread& computeThread() {
+  static auto* thread = new ComputeThread();
+  return *thread;
+}
+
+// One intra-op thread on this thread while it lives.
+class SingleThreaded {
+ public:
+  SingleThreaded()
+      : omp_((at::get_num_threads(), omp_get_max_threads())),  // ATen's per-thread setup first: it would undo ours
+        mkl_(MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0) {
+    omp_set_num_threads(1);
+  }
+  ~SingleThreaded() {
+    omp_set_num_threads(omp_);
+    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(mkl_);
+  }
+  SingleThreaded(const SingleThreaded&) = delete;
+  SingleThreaded& operator=(const SingleThreaded&) = delete;
+
+ private:
+  int omp_, mkl_;
+};
+
+}  // namespace
+
+void runOnComputeThread(const std::function<void()>& job, int threads) {
+  if (computeThread().tryRun(job, threads)) return;
+  SingleThreaded single;
+  job();
+}
+
+void setComputeThreads(int threads) { requestedThreads.store(threads); }
+
+void keepCallerSingleThreaded() {
+  at::get_num_threads();  // ATen's own per-thread setup first, so that it does not undo the lines below
+  omp_set_num_threads(1);
+  if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(1);
+}
+
+}  // namespace progan
