@@ -6,8 +6,10 @@
 // machine has cores, and libgomp then makes a team's idle workers sleep at once instead of spinning
 // briefly: every parallel region, hundreds per step, paid a futex wake-up. With one team its worker
 // spins for GOMP_SPINCOUNT iterations (lib/native.ts sets 10,000 unless the user chose a policy)
-// before it sleeps. On a 2-core machine that took a small-preset step at 4² from 19–22 to 14–16 ms
-// and at 8² from 65–81 to 52–58 ms, paper 4² from 103–106 to 94–95 ms.
+// before it sleeps. On a 2-core machine, per step, spinning vs PASSIVE with one team: small preset
+// 4² 15.4–16.3 vs 20.6–21.2 ms, 8² 54.7–55.1 vs 68.1–71.6 ms, 32² 328–333 vs 352–359 ms; paper 4²
+// 101–106 vs 108–110 ms. With several teams libgomp's default spin gained nothing (small 4² 20–22,
+// 8² 64–66 ms).
 //
 // The calling threads themselves keep one intra-op thread (keepCallerSingleThreaded), so work they
 // still do (conversions, checkpoint copies, a call made while the compute thread is busy) opens no
