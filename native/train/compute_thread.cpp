@@ -83,23 +83,27 @@ ComputeThread& computeThread() {
   return *thread;
 }
 
+// One intra-op thread (OpenMP and MKL) on the calling thread; returns the previous counts.
+std::pair<int, int> singleThreadedHere() {
+  at::get_num_threads();  // ATen's own per-thread setup first, so that it does not undo the lines below
+  const int omp = omp_get_max_threads();
+  omp_set_num_threads(1);
+  return {omp, MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0};
+}
+
 // One intra-op thread on this thread while it lives.
 class SingleThreaded {
  public:
-  SingleThreaded()
-      : omp_((at::get_num_threads(), omp_get_max_threads())),  // ATen's per-thread setup first: it would undo ours
-        mkl_(MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0) {
-    omp_set_num_threads(1);
-  }
+  SingleThreaded() : saved_(singleThreadedHere()) {}
   ~SingleThreaded() {
-    omp_set_num_threads(omp_);
-    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(mkl_);
+    omp_set_num_threads(saved_.first);
+    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(saved_.second);
   }
   SingleThreaded(const SingleThreaded&) = delete;
   SingleThreaded& operator=(const SingleThreaded&) = delete;
 
  private:
-  int omp_, mkl_;
+  std::pair<int, int> saved_;
 };
 
 }  // namespace
@@ -112,10 +116,6 @@ void runOnComputeThread(const std::function<void()>& job, int threads) {
 
 void setComputeThreads(int threads) { requestedThreads.store(threads); }
 
-void keepCallerSingleThreaded() {
-  at::get_num_threads();  // ATen's own per-thread setup first, so that it does not undo the lines below
-  omp_set_num_threads(1);
-  if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(1);
-}
+void keepCallerSingleThreaded() { singleThreadedHere(); }
 
 }  // namespace progan
