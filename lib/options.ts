@@ -46,6 +46,14 @@ export const networkOptionsSchema = z
     fusedScale: z.union([z.literal('auto'), z.boolean()], {
       error: (i) => `Expected 'auto', true or false for fusedScale but received ${String(i.input)}`,
     }).default('auto'),
+    /**
+     * Winograd F(2×2, 3×3) for the CPU's unfused 3×3 convolutions: the same function with 2.25× fewer
+     * multiply-adds. 'auto' takes it for float32 layers of 256+ input and output channels (the paper
+     * preset up to 32²), where it measured faster; true wherever it applies (CPU, float32/float64).
+     */
+    winograd: z.union([z.literal('auto'), z.boolean()], {
+      error: (i) => `Expected 'auto', true or false for winograd but received ${String(i.input)}`,
+    }).default('auto'),
     /** Fused fade-in / gradient-penalty kernels ('auto') or their ATen references ('reference'). */
     impl: z.enum(['auto', 'reference']).default('auto'),
     /**
@@ -76,6 +84,7 @@ export interface NetworkConfig {
   normalizeLatents: boolean;
   pixelNormEpsilon: number;
   fusedScale: 'auto' | boolean;
+  winograd: 'auto' | boolean;
   impl: 'auto' | 'reference';
   precision: 'float32' | 'bfloat16';
 }
@@ -97,6 +106,7 @@ export function resolveNetworkOptions(input: NetworkOptionsInput = {}): NetworkC
     normalizeLatents: o.normalizeLatents,
     pixelNormEpsilon: o.pixelNormEpsilon,
     fusedScale: o.fusedScale,
+    winograd: o.winograd,
     impl: o.impl,
     precision: o.precision,
   };

@@ -1,5 +1,5 @@
-// Training with every fast path on (fused-scale convolutions, fused fade-in and gradient-penalty
-// kernels) matches training with all of them off: same seed, same data order, 50 steps across a
+// Training with every fast path on (fused-scale convolutions, Winograd 3×3 convolutions, fused fade-in
+// and gradient-penalty kernels) matches training with all of them off: same seed, same data order, 50 steps across a
 // fade-in. Both compute the same function; only float32 rounding differs, so the losses agree closely
 // at first and may drift apart slowly as Adam amplifies rounding at leaky-ReLU kinks.
 import test from 'ava';
@@ -27,12 +27,13 @@ test('50 steps across a fade: fast paths on and off give the same losses', async
   const data = await noiseDataset(dir, { count: 24, resolution: 32, seed: 7 });
 
   // startResolution 16: 25 stable steps at 16², then 25 steps fading 32² in (fused-scale is active
-  // from 16² up under 'auto'; here forced on or off at every resolution).
+  // from 16² up under 'auto'; here forced on or off at every resolution, as is Winograd, which
+  // 'auto' leaves to layers of 256+ channels).
   // `nudge`: every G and D weight moved by about one float32 ulp before the first step.
   const run = async (fast: boolean, nudge = false) => {
     const trainer = await Trainer.create({
       data,
-      network: { preset: 'small', resolution: 32, fmapMax: 32, latentSize: 32, fusedScale: fast, impl: fast ? 'auto' : 'reference' },
+      network: { preset: 'small', resolution: 32, fmapMax: 32, latentSize: 32, fusedScale: fast, winograd: fast, impl: fast ? 'auto' : 'reference' },
       schedule: { startResolution: 16, stableKimg: 0.2, fadeKimg: 0.2, minibatch: 8, learningRate: LEARNING_RATE },
       mirror: true,
       seed: 11,

@@ -1,5 +1,5 @@
 // Fused ops against their references (native/ops), fused-scale convolutions against the plain
-// upsample/conv and conv/pool, and our convolution, leaky ReLU, matrix product and minibatch stddev against ATen's: forward, first derivatives and
+// upsample/conv and conv/pool, and our convolution (direct and Winograd), leaky ReLU, matrix product and minibatch stddev against ATen's: forward, first derivatives and
 // second derivatives (the double backward the gradient penalty takes through D), on random shapes
 // including odd sizes and batch 1.
 // Bounds: max relative error < 1e-6 in float64 and < 1e-5 in float32.
@@ -9,7 +9,7 @@ import { Tensor, fromNative, randn, toNative } from '../lib/tensor';
 import { relativeError } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
-type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';
+type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'winogradConvolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';
 const BOUND: Record<Dtype, number> = { float32: 1e-5, float64: 1e-6 };
 
 let seed = 1000;
@@ -51,6 +51,12 @@ function cases(): Case[] {
     const size = (s: number) => (transposed ? (s - 1) * stride - 2 * padding + k : Math.floor((s + 2 * padding - k) / stride) + 1);
     const weight = transposed ? [cin, cout, k, k] : [cout, cin, k, k];
     out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed } });
+  }
+  // The Winograd F(2×2, 3×3) kernels (layers/winograd.cpp) against ATen's direct convolution: odd
+  // and even sizes (partial 2×2 tiles at the right and bottom edges), a 1-pixel-high image, batch 1,
+  // and 40→24 channels at 8², whose 16 float32 products run on oneDNN.
+  for (const [n, cin, cout, h, w] of [[1, 3, 5, 5, 4], [3, 6, 4, 7, 9], [2, 5, 7, 1, 3], [1, 2, 2, 2, 2], [1, 17, 33, 3, 6], [2, 40, 24, 8, 8]]) {
+    out.push({ op: 'winogradConvolution', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, h, w] });
   }
   // Our leaky ReLU (layers/leaky_relu.cpp, whose second derivative in x is "none") against ATen's.
   for (const shape of [[1, 1, 1, 1], [3, 5, 4, 7], [2, 9]]) out.push({ op: 'leakyRelu', shapes: [shape], out: shape });

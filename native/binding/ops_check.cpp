@@ -10,6 +10,7 @@
 
 #include "binding/js_interop.h"
 #include "layers/convolution.h"
+#include "layers/winograd.h"
 #include "layers/equalized.h"
 #include "layers/leaky_relu.h"
 #include "layers/matrix_product.h"
@@ -56,6 +57,14 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     if (impl == "reference") return at::convolution(x[0], x[1], x[2], {stride, stride}, {padding, padding}, {1, 1}, transposed, {0, 0}, 1);
     return convolution(x[0], x[1], x[2], {{stride, stride}, {padding, padding}, {0, 0}, transposed});
   }
+  if (op == "winogradConvolution") {
+    need(3);
+    if (impl == "reference") return at::convolution(x[0], x[1], x[2], {1, 1}, {1, 1}, {1, 1}, false, {0, 0}, 1);
+    TORCH_CHECK(winogradFits(x[0], x[1]), "winogradConvolution: these tensors would not take the Winograd kernels");
+    ConvGeometry g{{1, 1}, {1, 1}};
+    g.winograd = true;
+    return convolution(x[0], x[1], x[2], g);
+  }
   if (op == "leakyRelu") {
     need(1);
     // The reference is ATen's leaky_relu, whose second derivative in x is a materialised zero.
@@ -72,7 +81,7 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     return minibatchStddev(x[0], int64_t(numberField(spec, "group")), int64_t(numberField(spec, "parts")), ops);
   }
   throw std::invalid_argument("Unknown op '" + op +
-                              "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, leakyRelu, "
+                              "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, winogradConvolution, leakyRelu, "
                               "matrixProduct, minibatchStddev)");
 }
 

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include "layers/winograd.h"
+
 namespace progan {
 
 namespace {
@@ -11,20 +13,31 @@ using torch::autograd::AutogradContext;
 using torch::autograd::Function;
 using torch::autograd::variable_list;
 
+bool takesWinograd(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w) {
+  return g.winograd && !g.transposed && g.stride == std::vector<int64_t>{1, 1} &&
+         g.padding == std::vector<int64_t>{1, 1} && winogradFits(x, w);
+}
+
 // The three kernels, without autograd. `like` tensors only lend their shape.
 at::Tensor forwardKernel(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
                          const ConvGeometry& g) {
+  if (takesWinograd(g, x, w)) {
+    auto y = winogradConvolution(x, w);
+    return b ? y.add_(b->view({1, -1, 1, 1})) : y;
+  }
   return at::convolution(x, w, b, g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1);
 }
 
 at::Tensor inputGradKernel(const at::Tensor& gradOut, const at::Tensor& w, const at::Tensor& xLike,
                            const ConvGeometry& g) {
+  if (takesWinograd(g, xLike, w)) return winogradInputGrad(gradOut, w);
   return std::get<0>(at::convolution_backward(gradOut, xLike, w, std::nullopt, g.stride, g.padding, {1, 1},
                                               g.transposed, g.outputPadding, 1, {true, false, false}));
 }
 
 at::Tensor weightGradKernel(const at::Tensor& x, const at::Tensor& gradOut, const at::Tensor& wLike,
                             const ConvGeometry& g) {
+  if (takesWinograd(g, x, wLike)) return winogradWeightGrad(x, gradOut);
   return std::get<1>(at::convolution_backward(gradOut, x, wLike, std::nullopt, g.stride, g.padding, {1, 1},
                                               g.transposed, g.outputPadding, 1, {false, true, false}));
 }
@@ -38,6 +51,7 @@ void keepForBackward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor
   ctx->saved_data["padding"] = g.padding;
   ctx->saved_data["outputPadding"] = g.outputPadding;
   ctx->saved_data["transposed"] = g.transposed;
+  ctx->saved_data["winograd"] = g.winograd;
 }
 
 ConvGeometry loadGeometry(AutogradContext* ctx) {
@@ -46,6 +60,7 @@ ConvGeometry loadGeometry(AutogradContext* ctx) {
   g.padding = ctx->saved_data["padding"].toIntVector();
   g.outputPadding = ctx->saved_data["outputPadding"].toIntVector();
   g.transposed = ctx->saved_data["transposed"].toBool();
+  g.winograd = ctx->saved_data["winograd"].toBool();
   return g;
 }
 
@@ -97,7 +112,7 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
   if (!gradOut.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const auto g = loadGeometry(ctx);
   const bool withBias = ctx->saved_data["bias"].toBool();
-  if (!torch::autograd::GradMode::is_enabled()) {
+  if (!torch::autograd::GradMode::is_enabled() && !takesWinograd(g, x, w)) {
     // A backward that will not be differentiated (the last one of a step): one ATen call computes
     // the input, weight and bias gradients (oneDNN sums the bias gradient inside its weight kernel).
     const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), withBias && ctx->needs_input_grad(2)};

@@ -6,6 +6,7 @@
 #include "layers/convolution.h"
 #include "layers/matrix_product.h"
 #include "layers/shifted_sum.h"
+#include "layers/winograd.h"
 
 namespace progan {
 
@@ -17,6 +18,13 @@ EqualizedConv2dImpl::EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels
 
 namespace {
 ConvGeometry same(int64_t padding) { return {{1, 1}, {padding, padding}}; }
+
+// The geometry of the 3×3 convolution of x by w, padding 1.
+ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode) {
+  auto g = same(1);
+  g.winograd = mode == WinogradMode::On || (mode == WinogradMode::Auto && winogradPreferred(x, w));
+  return g;
+}
 const ConvGeometry kStride2Pad1{{2, 2}, {1, 1}};
 const ConvGeometry kTransposedStride2Pad1{{2, 2}, {1, 1}, {0, 0}, /*transposed=*/true};
 
@@ -31,18 +39,25 @@ int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double sp
 
 }  // namespace
 
-at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
+at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
+                           WinogradMode winograd) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
   const auto type = x.scalar_type();
-  if (!fused) return convolution(at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}), weight.to(type), bias, same(1));
+  if (!fused) {
+    const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
+    const auto w = weight.to(type);
+    return convolution(up, w, bias, same3x3(up, w, winograd));
+  }
   // A transposed conv takes its kernel as [in, out, kh, kw].
   return convolution(x, shiftedSum(weight, /*flip=*/true, 1.0).to(type).transpose(0, 1), bias, kTransposedStride2Pad1);
 }
 
-at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused) {
+at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
+                             WinogradMode winograd) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    auto y = at::avg_pool2d(convolution(x, weight.to(x.scalar_type()), {}, same(1)), 2);
+    const auto w = weight.to(x.scalar_type());
+    auto y = at::avg_pool2d(convolution(x, w, {}, same3x3(x, w, winograd)), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
   return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), bias, kStride2Pad1);
@@ -60,11 +75,14 @@ at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bia
 enum class ConvKind { Plain, Upsampled, Downsampled };
 
 at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t kernel,
-                    bool fused) {
+                    bool fused, WinogradMode winograd) {
   switch (kind) {
-    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused);
-    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused);
-    default: return convolution(x, w.to(x.scalar_type()), b, same(kernel / 2));
+    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd);
+    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd);
+    default: {
+      const auto wx = w.to(x.scalar_type());
+      return convolution(x, wx, b, kernel == 3 ? same3x3(x, wx, winograd) : same(kernel / 2));
+    }
   }
 }
 
@@ -74,12 +92,13 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::
   if (l.bfloat16 && type != at::kBFloat16) {
     // Reduced precision: the scale and bias go on the output, which returns to the weights' type there.
     // The weight is cast where the conv takes it, after a fused-scale kernel is summed in full precision.
-    const auto y = convolve(kind, x.to(at::kBFloat16), w, {}, l.kernel, fused);
+    const auto y = convolve(kind, x.to(at::kBFloat16), w, {}, l.kernel, fused, l.winograd);
     return scaleAddBias(y, l.scale, l.bias, type);
   }
   const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;
-  if (!scalesOutput(w, convOutputNumel(x, w, spatial))) return convolve(kind, x, l.scaledWeight(), l.bias, l.kernel, fused);
-  return scaleAddBias(convolve(kind, x, w, {}, l.kernel, fused), l.scale, l.bias, type);
+  if (!scalesOutput(w, convOutputNumel(x, w, spatial)))
+    return convolve(kind, x, l.scaledWeight(), l.bias, l.kernel, fused, l.winograd);
+  return scaleAddBias(convolve(kind, x, w, {}, l.kernel, fused, l.winograd), l.scale, l.bias, type);
 }
 }  // namespace
 
@@ -121,6 +140,11 @@ void setBfloat16(torch::nn::Module& root, bool bfloat16) {
     if (auto* c = m->as<EqualizedConv2dImpl>()) c->bfloat16 = bfloat16;
     if (auto* l = m->as<EqualizedLinearImpl>()) l->bfloat16 = bfloat16;
   }
+}
+
+void setWinograd(torch::nn::Module& root, WinogradMode winograd) {
+  for (auto& m : root.modules(/*include_self=*/false))
+    if (auto* c = m->as<EqualizedConv2dImpl>()) c->winograd = winograd;
 }
 
 }  // namespace progan

@@ -8,15 +8,21 @@
 
 namespace progan {
 
+// Whether the unfused 3×3 convolutions run as Winograd F(2×2, 3×3) (layers/winograd.h): never,
+// wherever it applies (CPU, float32 or float64), or where winogradPreferred.
+enum class WinogradMode { Off, On, Auto };
+
 // Nearest ×2 upsample then a 3×3 conv (padding 1). Fused: one stride-2 transposed conv whose 4×4
 // kernel sums the four shifted copies of the padded 3×3 kernel (official upscale2d_conv2d): the
 // same function with 2.25× fewer multiply-adds.
-at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused);
+at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
+                           WinogradMode winograd = WinogradMode::Off);
 // A 3×3 conv then 2×2 average pool, the bias added after the pool. Fused: one stride-2 4×4 conv
 // with the kernel built the same way ×0.25 (official conv2d_downscale2d).
 // Both convolve in x's type: the weight is cast to it after the fused kernel is built, so a
 // bfloat16 run sums the four shifted copies in the weight's full precision.
-at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused);
+at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
+                             WinogradMode winograd = WinogradMode::Off);
 
 constexpr double kSqrt2 = 1.4142135623730951;
 
@@ -39,6 +45,7 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   double scale;
   int64_t kernel;
   bool bfloat16 = false;
+  WinogradMode winograd = WinogradMode::Off;
 };
 TORCH_MODULE(EqualizedConv2d);
 
@@ -57,5 +64,7 @@ TORCH_MODULE(EqualizedLinear);
 
 // Sets `bfloat16` on every equalized layer under `root`.
 void setBfloat16(torch::nn::Module& root, bool bfloat16);
+// Sets `winograd` on every equalized convolution under `root`.
+void setWinograd(torch::nn::Module& root, WinogradMode winograd);
 
 }  // namespace progan

@@ -24,6 +24,8 @@ struct NetworkConfig {
   double pixelNormEpsilon = 1e-8;
   // Fused-scale convolutions (same function, fewer FLOPs): 0 never, 1 always, 2 auto.
   int fusedScale = 2;
+  // Winograd F(2×2, 3×3) for the unfused 3×3 convolutions (layers/winograd.h): 0 never, 1 always, 2 auto.
+  int winograd = 2;
   // Fused fade-in and gradient-penalty kernels (auto) or their ATen references (parity, benchmarks).
   bool referenceOps = false;
   OpsImpl opsImpl() const { return referenceOps ? OpsImpl::Reference : OpsImpl::Auto; }

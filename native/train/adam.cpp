@@ -55,6 +55,10 @@ void Adam::step(double lr) {
   at::_fused_adam_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, stepCounts, lr, config_.beta1, config_.beta2,
                    /*weight_decay=*/0.0, config_.epsilon, /*amsgrad=*/false, /*maximize=*/false,
                    /*grad_scale=*/std::nullopt, foundNonFinite_);
+  // _fused_adam_ writes the parameters without bumping their version counters (checked on torch
+  // 2.13; _foreach_lerp_ and copy_ do bump them). Anything keyed on a weight's version, such as the
+  // Winograd kernel transforms (layers/winograd.cpp), would otherwise see a stale weight.
+  for (auto& p : params) p.unsafeGetTensorImpl()->bump_version();
 }
 
 }  // namespace progan

@@ -1,0 +1,406 @@
+#include "layers/winograd.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <list>
+#include <mutex>
+#include <vector>
+
+// oneDNN's (batched) matrix product, out = beta·out + alpha·a·b for 2-D or 3-D a, b: exported by
+// libtorch_cpu for ATen's reduced-precision matmul paths but declared in no public header. Weak, so
+// a libtorch built without oneDNN still loads (the products then go to at::bmm).
+namespace at::native {
+__attribute__((weak)) void mkldnn_matmul(const at::Tensor& mat1, const at::Tensor& mat2, const at::Tensor& result,
+                                         float beta, float alpha);
+}  // namespace at::native
+
+namespace progan {
+
+namespace {
+
+// Where ξ = (r, s) of the transform domain lives in a [16, P, C] buffer. Mirroring the 3×3 kernel
+// (backward-data) swaps the rows 0 and 3 of G, so the mirrored kernel's point ξ is the stored
+// kernel's point (π r, π s) with π = (3 1 2 0).
+int64_t slot(int64_t k, bool mirrored) {
+  if (!mirrored) return k;
+  constexpr int64_t pi[4] = {3, 1, 2, 0};
+  return pi[k / 4] * 4 + pi[k % 4];
+}
+
+struct Tiling {
+  int64_t n, h, w, tilesH, tilesW, tiles;
+  Tiling(int64_t n, int64_t h, int64_t w) : n(n), h(h), w(w), tilesH((h + 1) / 2), tilesW((w + 1) / 2), tiles(n * tilesH * tilesW) {}
+  // Image, tile row and tile column of tile p.
+  void locate(int64_t p, int64_t& image, int64_t& row, int64_t& col) const {
+    col = p % tilesW;
+    row = (p / tilesW) % tilesH;
+    image = p / (tilesW * tilesH);
+  }
+};
+
+// Tiles per parallel_for chunk: enough work to amortise the chunk, enough chunks to share.
+int64_t grainFor(int64_t channels) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(channels, 1)); }
+
+// One tile of each transform, for every channel: channels are contiguous (NHWC images, [16, P, C]
+// buffers), so the loop over them is what vectorises; the pointers never alias.
+
+// out_ξ = (Bᵀ d B)_ξ. Bᵀ rows: (1 0 −1 0), (0 1 1 0), (0 −1 1 0), (0 1 0 −1).
+template <typename T>
+void inputTile(const T* const* d, T* const* out, int64_t channels) {
+#pragma GCC ivdep
+  for (int64_t c = 0; c < channels; ++c) {
+    T m[16];
+    for (int s = 0; s < 4; ++s) {
+      m[0 + s] = d[0 + s][c] - d[8 + s][c];
+      m[4 + s] = d[4 + s][c] + d[8 + s][c];
+      m[8 + s] = d[8 + s][c] - d[4 + s][c];
+      m[12 + s] = d[4 + s][c] - d[12 + s][c];
+    }
+    for (int r = 0; r < 16; r += 4) {
+      out[r + 0][c] = m[r + 0] - m[r + 2];
+      out[r + 1][c] = m[r + 1] + m[r + 2];
+      out[r + 2][c] = m[r + 2] - m[r + 1];
+      out[r + 3][c] = m[r + 1] - m[r + 3];
+    }
+  }
+}
+
+// out (2×2) = Aᵀ m A. Aᵀ rows: (1 1 1 0), (0 1 −1 −1).
+template <typename T>
+void outputTile(const T* const* m, T* const* out, int64_t channels) {
+#pragma GCC ivdep
+  for (int64_t c = 0; c < channels; ++c) {
+    T u[8];
+    for (int s = 0; s < 4; ++s) {
+      u[0 + s] = m[0 + s][c] + m[4 + s][c] + m[8 + s][c];
+      u[4 + s] = m[4 + s][c] - m[8 + s][c] - m[12 + s][c];
+    }
+    for (int r = 0; r < 2; ++r) {
+      out[2 * r + 0][c] = u[4 * r + 0] + u[4 * r + 1] + u[4 * r + 2];
+      out[2 * r + 1][c] = u[4 * r + 1] - u[4 * r + 2] - u[4 * r + 3];
+    }
+  }
+}
+
+// The adjoint of outputTile: out_ξ = (A g Aᵀ)_ξ for the 2×2 g. A rows: (1 0), (1 1), (1 −1), (0 −1).
+template <typename T>
+void outputGradTile(const T* const* g, T* const* out, int64_t channels) {
+#pragma GCC ivdep
+  for (int64_t c = 0; c < channels; ++c) {
+    T u[8];  // u[r][s] = Σ_a A[r][a] g[a][s], r < 4, s < 2
+    for (int s = 0; s < 2; ++s) {
+      u[0 + s] = g[0 + s][c];
+      u[2 + s] = g[0 + s][c] + g[2 + s][c];
+      u[4 + s] = g[0 + s][c] - g[2 + s][c];
+      u[6 + s] = -g[2 + s][c];
+    }
+    for (int r = 0; r < 4; ++r) {
+      out[4 * r + 0][c] = u[2 * r + 0];
+      out[4 * r + 1][c] = u[2 * r + 0] + u[2 * r + 1];
+      out[4 * r + 2][c] = u[2 * r + 0] - u[2 * r + 1];
+      out[4 * r + 3][c] = -u[2 * r + 1];
+    }
+  }
+}
+
+// V[ξ, p, c] = (Bᵀ d B)_ξ for the 4×4 tile d of image x (NHWC, zero outside) whose top-left corner
+// is (2i − 1, 2j − 1). Bᵀ rows: (1 0 −1 0), (0 1 1 0), (0 −1 1 0), (0 1 0 −1).
+template <typename T>
+void inputTransform(const T* x, T* v, int64_t planeStride, const Tiling& t, int64_t channels, bool mirrored) {
+  const std::vector<T> zeros(channels, T(0));
+  at::parallel_for(0, t.tiles, grainFor(channels), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      int64_t image, row, col;
+      t.locate(p, image, row, col);
+      const T* d[16];
+      T* dst[16];
+      for (int64_t k = 0; k < 16; ++k) {
+        const int64_t y = 2 * row - 1 + k / 4, xx = 2 * col - 1 + k % 4;
+        d[k] = (y >= 0 && y < t.h && xx >= 0 && xx < t.w) ? x + ((image * t.h + y) * t.w + xx) * channels : zeros.data();
+        dst[k] = v + slot(k, mirrored) * planeStride + p * channels;
+      }
+      inputTile(d, dst, channels);
+    }
+  });
+}
+
+// y (NHWC) tile p = Aᵀ m A for the 4×4 m = M[·, p, c], the outputs outside the image dropped.
+// Aᵀ rows: (1 1 1 0), (0 1 −1 −1).
+template <typename T>
+void outputTransform(const T* m, int64_t planeStride, T* y, const Tiling& t, int64_t channels, bool mirrored) {
+  at::parallel_for(0, t.tiles, grainFor(channels), [&](int64_t begin, int64_t end) {
+    std::vector<T> discard(channels);  // outputs past the image's edge
+    for (int64_t p = begin; p < end; ++p) {
+      int64_t image, row, col;
+      t.locate(p, image, row, col);
+      const T* src[16];
+      for (int64_t k = 0; k < 16; ++k) src[k] = m + slot(k, mirrored) * planeStride + p * channels;
+      T* dst[4];
+      for (int64_t k = 0; k < 4; ++k) {
+        const int64_t yy = 2 * row + k / 2, xx = 2 * col + k % 2;
+        dst[k] = (yy < t.h && xx < t.w) ? y + ((image * t.h + yy) * t.w + xx) * channels : discard.data();
+      }
+      outputTile(src, dst, channels);
+    }
+  });
+}
+
+// The adjoint of outputTransform: M[ξ, p, c] = (A g Aᵀ)_ξ for the 2×2 tile g of the output
+// gradient (NHWC, zero outside the image). A rows: (1 0), (1 1), (1 −1), (0 −1).
+template <typename T>
+void outputGradTransform(const T* g, T* m, int64_t planeStride, const Tiling& t, int64_t channels) {
+  const std::vector<T> zeros(channels, T(0));
+  at::parallel_for(0, t.tiles, grainFor(channels), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      int64_t image, row, col;
+      t.locate(p, image, row, col);
+      const T* src[4];
+      for (int64_t k = 0; k < 4; ++k) {
+        const int64_t yy = 2 * row + k / 2, xx = 2 * col + k % 2;
+        src[k] = (yy < t.h && xx < t.w) ? g + ((image * t.h + yy) * t.w + xx) * channels : zeros.data();
+      }
+      T* dst[16];
+      for (int64_t k = 0; k < 16; ++k) dst[k] = m + k * planeStride + p * channels;
+      outputGradTile(src, dst, channels);
+    }
+  });
+}
+
+// The kernel transforms work on blocks of kBlock output × kBlock input channels, so that both the
+// kernel [O, C, 3, 3] and the 16 planes of U [16, C, O] are read and written in contiguous runs:
+// one plane is C·O elements from the next, and element-wise strided access thrashes the TLB
+// (16 ms for a 512×512 kernel, 0.5 ms blocked).
+constexpr int64_t kBlock = 32;
+// The block's 16 planes, a cache line apart beyond their size for the same reason as
+// transformBuffer's.
+constexpr int64_t kBlockPlane = kBlock * kBlock + 16;
+
+// U[ξ, c, o] = (G w[o, c] Gᵀ)_ξ. G rows: (1 0 0), (½ ½ ½), (½ −½ ½), (0 0 1).
+template <typename T>
+void kernelTransform(const T* w, T* u, int64_t outChannels, int64_t inChannels) {
+  const int64_t plane = inChannels * outChannels, inBlocks = (inChannels + kBlock - 1) / kBlock;
+  const int64_t outBlocks = (outChannels + kBlock - 1) / kBlock;
+  at::parallel_for(0, inBlocks * outBlocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> block(16 * kBlockPlane);  // [ξ][c][o] of this block
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t c0 = (b / outBlocks) * kBlock, o0 = (b % outBlocks) * kBlock;
+      const int64_t cs = std::min(kBlock, inChannels - c0), os = std::min(kBlock, outChannels - o0);
+      for (int64_t j = 0; j < os; ++j) {
+        for (int64_t i = 0; i < cs; ++i) {
+          const T* k = w + ((o0 + j) * inChannels + c0 + i) * 9;
+          T mid[4][3];
+          for (int s = 0; s < 3; ++s) {
+            mid[0][s] = k[s];
+            mid[1][s] = T(0.5) * (k[s] + k[3 + s] + k[6 + s]);
+            mid[2][s] = T(0.5) * (k[s] - k[3 + s] + k[6 + s]);
+            mid[3][s] = k[6 + s];
+          }
+          T* dst = block.data() + i * kBlock + j;
+          for (int r = 0; r < 4; ++r) {
+            dst[(4 * r + 0) * kBlockPlane] = mid[r][0];
+            dst[(4 * r + 1) * kBlockPlane] = T(0.5) * (mid[r][0] + mid[r][1] + mid[r][2]);
+            dst[(4 * r + 2) * kBlockPlane] = T(0.5) * (mid[r][0] - mid[r][1] + mid[r][2]);
+            dst[(4 * r + 3) * kBlockPlane] = mid[r][2];
+          }
+        }
+      }
+      for (int k = 0; k < 16; ++k)
+        for (int64_t i = 0; i < cs; ++i)
+          std::copy_n(block.data() + k * kBlockPlane + i * kBlock, os, u + k * plane + (c0 + i) * outChannels + o0);
+    }
+  });
+}
+
+// The adjoint of kernelTransform: gw[o, c] = Gᵀ dU[·, c, o] G.
+template <typename T>
+void kernelGradTransform(const T* du, int64_t plane, T* gw, int64_t outChannels, int64_t inChannels) {
+  const int64_t inBlocks = (inChannels + kBlock - 1) / kBlock;
+  const int64_t outBlocks = (outChannels + kBlock - 1) / kBlock;
+  at::parallel_for(0, inBlocks * outBlocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> block(16 * kBlockPlane);
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t c0 = (b / outBlocks) * kBlock, o0 = (b % outBlocks) * kBlock;
+      const int64_t cs = std::min(kBlock, inChannels - c0), os = std::min(kBlock, outChannels - o0);
+      for (int k = 0; k < 16; ++k)
+        for (int64_t i = 0; i < cs; ++i)
+          std::copy_n(du + k * plane + (c0 + i) * outChannels + o0, os, block.data() + k * kBlockPlane + i * kBlock);
+      for (int64_t j = 0; j < os; ++j) {
+        for (int64_t i = 0; i < cs; ++i) {
+          const T* src = block.data() + i * kBlock + j;
+          T mid[3][4];
+          for (int s = 0; s < 4; ++s) {
+            const T u0 = src[s * kBlockPlane], u1 = src[(4 + s) * kBlockPlane];
+            const T u2 = src[(8 + s) * kBlockPlane], u3 = src[(12 + s) * kBlockPlane];
+            mid[0][s] = u0 + T(0.5) * (u1 + u2);
+            mid[1][s] = T(0.5) * (u1 - u2);
+            mid[2][s] = T(0.5) * (u1 + u2) + u3;
+          }
+          T* dst = gw + ((o0 + j) * inChannels + c0 + i) * 9;
+          for (int a = 0; a < 3; ++a) {
+            dst[3 * a + 0] = mid[a][0] + T(0.5) * (mid[a][1] + mid[a][2]);
+            dst[3 * a + 1] = T(0.5) * (mid[a][1] - mid[a][2]);
+            dst[3 * a + 2] = T(0.5) * (mid[a][1] + mid[a][2]) + mid[a][3];
+          }
+        }
+      }
+    }
+  });
+}
+
+// A [16, tiles, C] buffer of the transform domain. Its 16 planes are each read or written once per
+// tile, so their starts must not share cache sets: a plane of 256 tiles × 512 channels is 512 KiB,
+// and 16 streams that far apart evict each other from an 8-way L1 (the transforms ran 2× slower).
+// One cache line of padding per plane shifts each to its own sets.
+at::Tensor transformBuffer(int64_t tiles, int64_t channels, const at::TensorOptions& options) {
+  const int64_t stride = tiles * channels + 64 / int64_t(options.dtype().itemsize());
+  return at::empty({16 * stride}, options).as_strided({16, tiles, channels}, {stride, channels, 1});
+}
+
+// The 16 products of the transform domain: a [16, m, k] · b [16, k, n] → [16, m, n] in a
+// transformBuffer; either operand may be a transposed view.
+at::Tensor batchedProduct(const at::Tensor& a, const at::Tensor& b) {
+  auto out = transformBuffer(a.size(1), b.size(2), a.options());
+  if (a.scalar_type() == at::kFloat && at::native::mkldnn_matmul != nullptr) {
+    at::native::mkldnn_matmul(a, b, out, /*beta=*/0.f, /*alpha=*/1.f);
+  } else {
+    at::bmm_out(out, a, b);
+  }
+  return out;
+}
+
+at::Tensor channelsLast(const at::Tensor& t) { return t.permute({0, 2, 3, 1}).contiguous(); }
+
+// NHWC image → V [16, tiles, C].
+at::Tensor transformInput(const at::Tensor& nhwc, const Tiling& t, bool mirrored) {
+  const int64_t channels = nhwc.size(3);
+  auto v = transformBuffer(t.tiles, channels, nhwc.options());
+  AT_DISPATCH_FLOATING_TYPES(nhwc.scalar_type(), "winogradInputTransform", [&] {
+    inputTransform(nhwc.const_data_ptr<scalar_t>(), v.mutable_data_ptr<scalar_t>(), v.stride(0), t, channels, mirrored);
+  });
+  return v;
+}
+
+// M [16, tiles, C] (a transformBuffer) → NCHW image, computed as NHWC and made contiguous.
+at::Tensor transformOutput(const at::Tensor& m, const Tiling& t, bool mirrored) {
+  const int64_t channels = m.size(2);
+  auto y = at::empty({t.n, t.h, t.w, channels}, m.options());
+  AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "winogradOutputTransform", [&] {
+    outputTransform(m.const_data_ptr<scalar_t>(), m.stride(0), y.mutable_data_ptr<scalar_t>(), t, channels, mirrored);
+  });
+  return y.permute({0, 3, 1, 2}).contiguous();
+}
+
+at::Tensor computeKernelTransform(const at::Tensor& w) {
+  const auto wc = w.contiguous();
+  const int64_t out = wc.size(0), in = wc.size(1);
+  auto u = at::empty({16, in, out}, wc.options());
+  AT_DISPATCH_FLOATING_TYPES(wc.scalar_type(), "winogradKernelTransform", [&] {
+    kernelTransform(wc.const_data_ptr<scalar_t>(), u.mutable_data_ptr<scalar_t>(), out, in);
+  });
+  return u;
+}
+
+// The transformed kernels of the last few weights. A weight serves 4–6 convolutions of a training
+// step (D's forward, the penalty's input gradient and its double backward, the final backward;
+// G's forward and backward) and its transform is 1.8× its size: 17 MB and 3 ms at 512×512, as much
+// as the activations' transforms at 8². An entry is valid while its weight has the same storage,
+// geometry and version: the entry holds the weight, so its storage cannot be freed and reused by
+// another tensor, and every in-place update bumps the version (adam.cpp bumps it after fused Adam).
+class KernelTransformCache {
+ public:
+  at::Tensor get(const at::Tensor& w) {
+    if (w.is_inference()) return computeKernelTransform(w);  // no version counter to key on
+    const auto version = w._version();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (!sameTensor(it->weight, w)) continue;
+        if (it->version == version) {
+          entries_.splice(entries_.begin(), entries_, it);  // most recently used first
+          return it->transform;
+        }
+        bytes_ -= it->transform.nbytes();
+        entries_.erase(it);  // an older version of this weight
+        break;
+      }
+    }
+    auto transform = computeKernelTransform(w);
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.push_front({w, version, transform});
+    bytes_ += transform.nbytes();
+    while (bytes_ > kBytes && entries_.size() > 1) {
+      bytes_ -= entries_.back().transform.nbytes();
+      entries_.pop_back();
+    }
+    return transform;
+  }
+
+ private:
+  // Room for every 512-channel 3×3 kernel of G and D up to 32² (14 of them, 17 MB each).
+  static constexpr size_t kBytes = size_t(256) << 20;
+  struct Entry {
+    at::Tensor weight;
+    uint32_t version;
+    at::Tensor transform;
+  };
+  static bool sameTensor(const at::Tensor& a, const at::Tensor& b) {
+    return a.data_ptr() == b.data_ptr() && a.sizes() == b.sizes() && a.strides() == b.strides() &&
+           a.scalar_type() == b.scalar_type();
+  }
+  std::mutex mutex_;
+  std::list<Entry> entries_;
+  size_t bytes_ = 0;
+};
+
+at::Tensor transformKernel(const at::Tensor& w) {
+  static KernelTransformCache cache;
+  return cache.get(w);
+}
+
+}  // namespace
+
+bool winogradFits(const at::Tensor& x, const at::Tensor& w) {
+  const auto type = x.scalar_type();
+  return x.device().is_cpu() && w.device().is_cpu() && (type == at::kFloat || type == at::kDouble) &&
+         w.scalar_type() == type && x.dim() == 4 && w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 &&
+         x.size(1) == w.size(1) && x.numel() > 0 && w.numel() > 0;
+}
+
+bool winogradPreferred(const at::Tensor& x, const at::Tensor& w) {
+  return winogradFits(x, w) && x.scalar_type() == at::kFloat && w.size(0) >= 256 && w.size(1) >= 256;
+}
+
+at::Tensor winogradConvolution(const at::Tensor& x, const at::Tensor& w) {
+  const Tiling t(x.size(0), x.size(2), x.size(3));
+  const auto v = transformInput(channelsLast(x), t, /*mirrored=*/false);
+  return transformOutput(batchedProduct(v, transformKernel(w)), t, /*mirrored=*/false);
+}
+
+at::Tensor winogradInputGrad(const at::Tensor& gradOut, const at::Tensor& w) {
+  // conv(gO, w mirrored, channels swapped): its kernel transform at ξ is U[πξ]ᵀ, so the output
+  // gradient's tiles are stored at πξ, multiplied by U[ξ]ᵀ, and read back from πξ.
+  const Tiling t(gradOut.size(0), gradOut.size(2), gradOut.size(3));
+  const auto v = transformInput(channelsLast(gradOut), t, /*mirrored=*/true);
+  return transformOutput(batchedProduct(v, transformKernel(w).transpose(1, 2)), t, /*mirrored=*/true);
+}
+
+at::Tensor winogradWeightGrad(const at::Tensor& x, const at::Tensor& gradOut) {
+  const Tiling t(x.size(0), x.size(2), x.size(3));
+  const auto v = transformInput(channelsLast(x), t, /*mirrored=*/false);
+  const auto g = channelsLast(gradOut);
+  const int64_t outChannels = g.size(3), inChannels = x.size(1);
+  auto m = transformBuffer(t.tiles, outChannels, g.options());
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "winogradOutputGradTransform", [&] {
+    outputGradTransform(g.const_data_ptr<scalar_t>(), m.mutable_data_ptr<scalar_t>(), m.stride(0), t, outChannels);
+  });
+  const auto du = batchedProduct(v.transpose(1, 2), m);  // [16, C, O]
+  auto gw = at::empty({outChannels, inChannels, 3, 3}, g.options());
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "winogradKernelGradTransform", [&] {
+    kernelGradTransform(du.const_data_ptr<scalar_t>(), du.stride(0), gw.mutable_data_ptr<scalar_t>(), outChannels, inChannels);
+  });
+  return gw;
+}
+
+}  // namespace progan

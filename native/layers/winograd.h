@@ -1,0 +1,40 @@
+// The 3×3, stride-1, padding-1 convolution by Winograd's minimal filtering F(2×2, 3×3) on the CPU:
+// every 2×2 output tile is Aᵀ[(G·w·Gᵀ) ⊙ (Bᵀ·d·B)]A for its 4×4 input tile d, so the channel sums
+// become 16 independent matrix products (one per point ξ of the 4×4 transform domain) with
+// 16 multiply-adds per tile where the direct convolution has 36: 2.25× fewer.
+//
+// Why: oneDNN's direct 3×3 kernels already run at the machine's conv ceiling (350 GFLOP/s on a
+// 2-core AVX-512 CPU at 512 channels, 8², batch 16), so fewer multiply-adds is what is left. The 16
+// products go to oneDNN's batched matrix product, which reaches the same rate; MKL's batched product
+// runs at half of it on AMD CPUs (AVX2 path). Transforms and layout copies are memory passes.
+//
+// The same function: Winograd's identity is exact in real arithmetic, only the rounding differs
+// (test/ops.test.ts compares the three maps and their derivatives with ATen's convolution).
+// The three maps are the forward, backward-data (a forward with the kernel mirrored and its channel
+// axes swapped, which in the transform domain is a permutation of ξ and a transposed product) and
+// backward-weights (the adjoint of the output transform on the output gradient, 16 products, and
+// the adjoint of the kernel transform).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace progan {
+
+// Whether the Winograd kernels take conv(x, w) (3×3, stride 1, padding 1 is the caller's promise):
+// CPU float32 or float64, contiguous-able 4-D tensors.
+bool winogradFits(const at::Tensor& x, const at::Tensor& w);
+
+// What `winograd: 'auto'` takes: float32 kernels with 256 or more input and output channels, where
+// the 16 products outweigh the transforms' memory passes. Measured on a 2-core AVX-512 CPU, batch
+// 16, forward / backward-data / backward-weights against oneDNN's direct kernels: 512 channels at
+// 8² TODO; at 128 channels Winograd lost at every size (4²–16², 1.2–1.7× slower), its transforms
+// moving 4× the activations' bytes for a quarter of the 512-channel products.
+bool winogradPreferred(const at::Tensor& x, const at::Tensor& w);
+
+// conv(x, w), padding 1.  x [N, C, H, W], w [O, C, 3, 3] → [N, O, H, W].
+at::Tensor winogradConvolution(const at::Tensor& x, const at::Tensor& w);
+// The input gradient of conv(·, w) for output gradient gradOut [N, O, H, W] → [N, C, H, W].
+at::Tensor winogradInputGrad(const at::Tensor& gradOut, const at::Tensor& w);
+// The weight gradient of conv(x, ·) for output gradient gradOut → [O, C, 3, 3].
+at::Tensor winogradWeightGrad(const at::Tensor& x, const at::Tensor& gradOut);
+
+}  // namespace progan
