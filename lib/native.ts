@@ -18,7 +18,7 @@ export interface NativeAddon {
   cudaAvailable(): boolean;
   /** Test and benchmark entry: one op with first and second derivatives (binding/ops_check.cpp). */
   opDerivatives(spec: {
-    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';
+    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'winogradConvolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';
     impl: 'auto' | 'reference';
     inputs: NativeTensor[];
     directions: NativeTensor[];

@@ -1,6 +1,7 @@
 // Parity of our libtorch G and D with an independent plain-PyTorch reference of the official ProGAN
 // (test/reference/networks.py): identical random weights (biases too), outputs, input gradients and
-// every parameter gradient, at resolutions 4–64, α ∈ {0, 0.37, 1}, batch sizes 1, 3 and 8 (4 at 64²), in float32
+// every parameter gradient, at resolutions 4–64, α ∈ {0, 0.37, 1}, batch sizes 1, 3 and 8 (4 at 64²), direct and
+// Winograd 3×3 convolutions, fused-scale on and off, in float32
 // (< 1e-5) and float64 (< 1e-10). Plus output statistics at init against independently drawn
 // reference inits (catches gain mistakes that identical-weights parity cannot see in the init).
 import test from 'ava';
@@ -29,8 +30,12 @@ const CONFIGS = {
   // fusedScale forced off / on (auto fuses from 8² up)
   unfused: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, fusedScale: false },
   fused: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, fusedScale: true },
-  // the paper's channels (512) and latent size at 4×4 and 8×8
+  // the paper's channels (512) and latent size at 4×4 and 8×8: 'auto' runs every 3×3 layer as
+  // Winograd F(2×2, 3×3), unfused (float32)
   paper: { resolution: 8, fmapBase: 8192, fmapMax: 512, latentSize: 512 },
+  // Winograd forced on at 64 channels (float32 and float64), fused-scale forced off so that the
+  // up/down layers take it too
+  winograd: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, fusedScale: false, winograd: true },
 } as const;
 type ConfigName = keyof typeof CONFIGS;
 
@@ -59,6 +64,7 @@ function cases(): Case[] {
     add('unfused', 'float32', r, a, n);
     add('fused', 'float32', r, a, n);
   }
+  for (const [r, a, n] of [[4, 1, 1], [8, 0.37, 3], [32, 0, 8]] as const) add('winograd', 'float32', r, a, n);
   add('paper', 'float32', 4, 1, 3);
   add('paper', 'float32', 8, 0.37, 4);
   // float64 subset
@@ -67,6 +73,7 @@ function cases(): Case[] {
   add('cond', 'float64', 8, 0.37, 8);
   add('unfused', 'float64', 16, 0.37, 3);
   add('fused', 'float64', 8, 0.37, 3);
+  add('winograd', 'float64', 16, 0.37, 3);
   return out;
 }
 

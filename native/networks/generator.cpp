@@ -34,7 +34,8 @@ torch::Tensor GeneratorImpl::block(const torch::Tensor& x, int64_t r) {
     y = pixelNorm(lrelu(y + dense_->bias.view({1, -1, 1, 1})), eps);
     return pixelNorm(lrelu(conv1_[2]->forward(y)), eps);
   }
-  auto y = pixelNorm(lrelu(conv0_[r]->forwardUpsampled(x, config_.fuseAt(int64_t(1) << r))), eps);
+  auto& conv = conv0_[r];
+  auto y = pixelNorm(lrelu(conv->forwardUpsampled(x, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(x)))), eps);
   return pixelNorm(lrelu(conv1_[r]->forward(y)), eps);
 }
 

@@ -35,7 +35,13 @@ struct NetworkConfig {
   // 'auto' fuses where it measured faster on the CPU: every block from 8×8 outputs (G) / inputs (D)
   // up. At 8×8 the step took 5-8 % less CPU time at paper channels and the same at 128 channels
   // (interleaved runs, `npm run bench`'s fusedScale column); GPUs are not measured yet and follow.
-  bool fuseAt(int64_t resolution) const { return fusedScale == 1 || (fusedScale == 2 && resolution >= 8); }
+  // Except where the unfused 3×3 layer runs as Winograd (`layerPrefersWinograd`): its 16 products
+  // then do the fused kernel's multiply-adds at the rate of oneDNN's matrix product instead of its
+  // stride-2 kernels'. Paper 8² step, 3 interleaved rounds: 509 ms unfused against 549 fused; at 16²
+  // 2125 against 2174.
+  bool fuseAt(int64_t resolution, bool layerPrefersWinograd) const {
+    return fusedScale == 1 || (fusedScale == 2 && resolution >= 8 && !layerPrefersWinograd);
+  }
 
   // Feature maps at a network stage (official nf()).
   int64_t nf(int64_t stage) const {

@@ -77,19 +77,23 @@ const PRESET_CHANNELS = {
  * Multiply-adds of conv and dense layers (the only layers that matter) for ONE sample's forward pass.
  * fused: the official fused-scale convs (G: 3×3 kernel padded to 4×4, stride-2 transposed conv; D: 4×4
  * stride-2 conv) cost 16·Cin·Cout per LOW-res pixel = 4·Cin·Cout per high-res pixel instead of 9·…
+ * winograd(cin, cout): the plain 3×3 layers that run as Winograd F(2×2, 3×3) cost 16 multiply-adds per
+ * 2×2 output tile, 4·Cin·Cout per pixel instead of 9·….
  * Biases, activations, pixelnorm, pooling, lerps and minibatch stddev are not counted (< 2 % here).
  */
-export function forwardMacs(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean) {
+export function forwardMacs(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean, winograd: Winograd = winogradNever) {
   const c = PRESET_CHANNELS[preset];
   const nf = (s: number) => featureMaps(c, s);
   const top = Math.log2(res);
-  let g = c.latentSize * nf(1) * 16 + nf(1) * nf(1) * 9 * 16; // dense + 4×4 conv
-  let d = (nf(1) + 1) * nf(1) * 9 * 16 + nf(1) * 16 * nf(0) + nf(0); // 4×4 conv (+stddev channel), dense, dense
+  const k3 = (cin: number, cout: number) => (winograd(cin, cout) ? 4 : 9); // per output pixel
+  let g = c.latentSize * nf(1) * 16 + nf(1) * nf(1) * k3(nf(1), nf(1)) * 16; // dense + 4×4 conv
+  let d = (nf(1) + 1) * nf(1) * k3(nf(1) + 1, nf(1)) * 16 + nf(1) * 16 * nf(0) + nf(0); // 4×4 conv (+stddev channel), dense, dense
   for (let r = 3; r <= top; r++) {
     const px = 4 ** r; // (2^r)² pixels
-    const k = fused(2 ** r) ? 4 : 9;
-    g += nf(r - 2) * nf(r - 1) * k * px + nf(r - 1) * nf(r - 1) * 9 * px; // conv0_up, conv1
-    d += nf(r - 1) * nf(r - 1) * 9 * px + nf(r - 1) * nf(r - 2) * k * px; // conv0, conv1_down
+    const up = fused(2 ** r) ? 4 : k3(nf(r - 2), nf(r - 1));
+    const down = fused(2 ** r) ? 4 : k3(nf(r - 1), nf(r - 2));
+    g += nf(r - 2) * nf(r - 1) * up * px + nf(r - 1) * nf(r - 1) * k3(nf(r - 1), nf(r - 1)) * px; // conv0_up, conv1
+    d += nf(r - 1) * nf(r - 1) * k3(nf(r - 1), nf(r - 1)) * px + nf(r - 1) * nf(r - 2) * down * px; // conv0, conv1_down
   }
   g += nf(top - 1) * 3 * res * res; // toRGB
   d += 3 * nf(top - 1) * res * res; // fromRGB
@@ -113,13 +117,18 @@ export function forwardMacs(preset: PresetName, res: number, fading: boolean, fu
  *  Total 4·F_G + 14·F_D per sample; FLOPs = 2·MACs. An upper-ish count (first-layer input grads that
  *  autograd skips are included; they are tiny: 3 input channels).
  */
-export function stepFlops(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean): number {
-  const { g, d } = forwardMacs(preset, res, fading, fused);
+export function stepFlops(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean, winograd: Winograd = winogradNever): number {
+  const { g, d } = forwardMacs(preset, res, fading, fused, winograd);
   return 2 * BATCH * (4 * g + 14 * d);
 }
 
 const fuseAuto = (r: number) => r >= 8; // native/networks/network_config.h fuseAt(), fusedScale 'auto'
 const fuseNever = () => false;
+type Winograd = (cin: number, cout: number) => boolean;
+const winogradAuto: Winograd = (cin, cout) => Math.min(cin, cout) >= 256; // native/layers/winograd.cpp winogradPreferred()
+function winogradNever() {
+  return false;
+}
 
 // ---------------------------------------------------------------- PyTorch child
 class Python {
@@ -167,13 +176,14 @@ function withoutOmpWait(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 const POLICY_LABEL: Record<TorchPolicy, string> = { default: 'OMP default', passive: 'PASSIVE', user: 'your OMP settings' };
 
 // ---------------------------------------------------------------- ours
-type Variant = 'auto' | 'fusedScaleOff' | 'reference' | 'bfloat16';
+type Variant = 'auto' | 'fusedScaleOff' | 'winogradOff' | 'reference' | 'bfloat16';
 const VARIANT_NET = {
-  auto: { fusedScale: 'auto', impl: 'auto' },
-  fusedScaleOff: { fusedScale: false, impl: 'auto' },
-  reference: { fusedScale: 'auto', impl: 'reference' },
+  auto: { fusedScale: 'auto', winograd: 'auto', impl: 'auto' },
+  fusedScaleOff: { fusedScale: false, winograd: 'auto', impl: 'auto' },
+  winogradOff: { fusedScale: 'auto', winograd: false, impl: 'auto' },
+  reference: { fusedScale: 'auto', winograd: 'auto', impl: 'reference' },
   // Not the same math (bfloat16 multiplies): reported beside the fp32 comparison, never in the ratio.
-  bfloat16: { fusedScale: 'auto', impl: 'auto', precision: 'bfloat16' },
+  bfloat16: { fusedScale: 'auto', winograd: 'auto', impl: 'auto', precision: 'bfloat16' },
 } as const;
 
 function makeDataset(dir: string): string {
@@ -296,7 +306,7 @@ async function main() {
     const load0 = os.loadavg();
     const ceil0 = await py.call<{ gemmGflops: number; conv3x3Gflops: number }>({ op: 'ceiling', threads: a.threads });
     const configs = plan(a);
-    const variants: Variant[] = a.variants ? ['auto', 'fusedScaleOff', 'reference', 'bfloat16'] : ['auto'];
+    const variants: Variant[] = a.variants ? ['auto', 'fusedScaleOff', 'winogradOff', 'reference', 'bfloat16'] : ['auto'];
     console.error(`bench: ${configs.length} configs × (${variants.length} ours + torch) × ${a.rounds} rounds, ${a.threads} threads, ours under ${ompWaitPolicy}, load ${load0.map((x) => x.toFixed(1)).join(' ')}`);
 
     type Sample = {
@@ -312,8 +322,9 @@ async function main() {
     for (let round = 0; round < a.rounds; round++) {
       for (const c of configs) {
         const s = samples.get(c)!;
-        // fusedScale only changes anything from 8² up ('auto' fuses at ≥ 8): skip the duplicate below.
-        const vs = variants.filter((v) => v !== 'fusedScaleOff' || c.res >= 8);
+        // fusedScale only changes anything from 8² up ('auto' fuses at ≥ 8), Winograd only where a 3×3
+        // layer has 256+ channels (not in the small preset): skip the duplicates.
+        const vs = variants.filter((v) => (v !== 'fusedScaleOff' || c.res >= 8) && (v !== 'winogradOff' || c.preset === 'paper'));
         // ABAB…, with the order reversed every other round so no side always runs first.
         const order: (Variant | TorchPolicy)[] = [];
         vs.forEach((v, i) => {
@@ -395,9 +406,10 @@ async function main() {
       const torch = byPolicy[baseline]!;
       const torchCpuMs = median(s.torchCpuMs[baseline]);
       const fo = s.ours.fusedScaleOff ? median(s.ours.fusedScaleOff) : undefined;
+      const wo = s.ours.winogradOff ? median(s.ours.winogradOff) : undefined;
       const ref = s.ours.reference ? median(s.ours.reference) : undefined;
       const bf = s.ours.bfloat16 ? median(s.ours.bfloat16) : undefined;
-      const flopsOurs = stepFlops(c.preset, c.res, c.fade, fuseAuto);
+      const flopsOurs = stepFlops(c.preset, c.res, c.fade, fuseAuto, winogradAuto);
       const flopsTorch = stepFlops(c.preset, c.res, c.fade, fuseNever);
       const gOurs = (flopsOurs * ours) / BATCH / 1e9;
       const gTorch = (flopsTorch * torch) / BATCH / 1e9;
@@ -407,6 +419,7 @@ async function main() {
         cpuMsPerStep: { ours: median(s.oursCpuMs), torch: torchCpuMs }, cpuRatio: torchCpuMs / median(s.oursCpuMs),
         torchCpuMsPerStepByPolicy: perPolicy(s.torchCpuMs),
         oursFusedScaleOff: fo, fusedScaleGain: fo ? ours / fo : undefined,
+        oursWinogradOff: wo, winogradGain: wo ? ours / wo : undefined,
         oursReference: ref, fusedOpsGain: ref ? ours / ref : undefined,
         oursBfloat16: bf, bfloat16Gain: bf ? bf / ours : undefined,
         samples: { ours: s.ours, torch: s.torch },
@@ -427,7 +440,7 @@ async function main() {
         'cpuRatio = median torch CPU ms per step (baseline policy) / median ours (process CPU time, all threads): time stolen by other tenants of a shared machine does not count, so it varies less than wall-clock img/s',
         'rows[].peakRssMBCumulative: each long-lived process\'s VmHWM so far (ours holds 4 variants × presets of trainers): compare peakRssFreshProcess instead',
         'bfloat16 variant: precision \'bfloat16\' (bfloat16 multiplies, float32 everything else) — not the same math, so never part of ratio',
-        'GFLOP/s counts conv+dense multiply-adds actually executed (fused-scale layers count 4/9 of a 3×3 layer); see stepFlops()',
+        'GFLOP/s counts conv+dense multiply-adds actually executed (fused-scale and Winograd layers count 4/9 of a direct 3×3 layer); see stepFlops()',
         'ours in fade: one phase with α rising 0→(N−1)/N; the cost does not depend on α (every α < 1 runs both paths)',
       ],
     };
@@ -439,11 +452,12 @@ async function main() {
       `Load average at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}; ${a.rounds} interleaved rounds, medians; batch ${BATCH}, fp32, networks built to ${FINAL}².`,
       `Ceiling (same Python process, best of runs): GEMM 1024³ ${fmt(ceiling.gemmGflops, 1)} GFLOP/s, conv3×3 (best of 256ch@16², 512ch@8², batch 16) ${fmt(ceiling.conv3x3Gflops, 1)} GFLOP/s. FLOP counts: analytic (stepFlops), equal to torch.utils.flop_counter's on the PyTorch step.`,
       '',
-      `| preset | res | phase | steps | ours img/s | torch img/s (${torchPolicies.map((p) => POLICY_LABEL[p]).join(' / ')}; bold: the baseline) | **ours/torch** | fusedScale off img/s (gain) | impl reference img/s (gain) | bfloat16 img/s (× fp32) | CPU ms/step ours / torch (ratio) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) |`,
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      `| preset | res | phase | steps | ours img/s | torch img/s (${torchPolicies.map((p) => POLICY_LABEL[p]).join(' / ')}; bold: the baseline) | **ours/torch** | fusedScale off img/s (gain) | winograd off img/s (gain) | impl reference img/s (gain) | bfloat16 img/s (× fp32) | CPU ms/step ours / torch (ratio) | GFLOP/step ours/torch | GFLOP/s ours/torch (% ceil) |`,
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows.map((r) =>
         `| ${r.preset} | ${r.resolution} | ${r.phase} | ${r.steps} | ${fmt(r.oursImagesPerSecond)} | ${torchPolicies.map((p) => (p === r.torchBaselinePolicy ? `**${fmt(r.torchImagesPerSecondByPolicy[p])}**` : fmt(r.torchImagesPerSecondByPolicy[p]))).join(' / ')} | **${fmt(r.ratio)}** | ` +
         `${r.oursFusedScaleOff !== undefined ? `${fmt(r.oursFusedScaleOff)} (${fmt(r.fusedScaleGain)}×)` : r.resolution < 8 ? 'n/a (= auto below 8²)' : '–'} | ` +
+        `${r.oursWinogradOff === undefined ? '–' : `${fmt(r.oursWinogradOff)} (${fmt(r.winogradGain)}×)`} | ` +
         `${r.oursReference === undefined ? '–' : `${fmt(r.oursReference)} (${fmt(r.fusedOpsGain)}×)`} | ` +
         `${r.oursBfloat16 === undefined ? '–' : `${fmt(r.oursBfloat16)} (${fmt(r.bfloat16Gain)}×)`} | ` +
         `${fmt(r.cpuMsPerStep.ours, 0)} / ${fmt(r.cpuMsPerStep.torch, 0)} (**${fmt(r.cpuRatio)}**) | ` +
