@@ -54,8 +54,10 @@ function cases(): Case[] {
   }
   // The Winograd F(2×2, 3×3) kernels (layers/winograd.cpp) against ATen's direct convolution: odd
   // and even sizes (partial 2×2 tiles at the right and bottom edges), a 1-pixel-high image, batch 1,
-  // and 40→24 channels at 8², whose 16 float32 products run on oneDNN.
-  for (const [n, cin, cout, h, w] of [[1, 3, 5, 5, 4], [3, 6, 4, 7, 9], [2, 5, 7, 1, 3], [1, 2, 2, 2, 2], [1, 17, 33, 3, 6], [2, 40, 24, 8, 8]]) {
+  // 40→24 channels at 8², whose 16 float32 products run on oneDNN, and 2 images of 63×64 at 3→130
+  // channels whose transform-domain buffers (1,024 tiles × 130 channels × 16 points, 8.5 MB per
+  // image) take one pass per image.
+  for (const [n, cin, cout, h, w] of [[1, 3, 5, 5, 4], [3, 6, 4, 7, 9], [2, 5, 7, 1, 3], [1, 2, 2, 2, 2], [1, 17, 33, 3, 6], [2, 40, 24, 8, 8], [2, 3, 130, 63, 64]]) {
     out.push({ op: 'winogradConvolution', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, h, w] });
   }
   // Our leaky ReLU (layers/leaky_relu.cpp, whose second derivative in x is "none") against ATen's.

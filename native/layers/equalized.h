@@ -6,11 +6,9 @@
 #pragma once
 #include <torch/nn/module.h>
 
-namespace progan {
+#include "layers/winograd.h"
 
-// Whether the unfused 3×3 convolutions run as Winograd F(2×2, 3×3) (layers/winograd.h): never,
-// wherever it applies (CPU, float32 or float64), or where winogradPreferred.
-enum class WinogradMode { Off, On, Auto };
+namespace progan {
 
 // Nearest ×2 upsample then a 3×3 conv (padding 1). Fused: one stride-2 transposed conv whose 4×4
 // kernel sums the four shifted copies of the padded 3×3 kernel (official upscale2d_conv2d): the
@@ -38,9 +36,9 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   // upsampleConv3x3 / conv3x3Downsample with this layer's scaled weight and bias.
   torch::Tensor forwardUpsampled(const torch::Tensor& x, bool fused);
   torch::Tensor forwardDownsampled(const torch::Tensor& x, bool fused);
-  // Whether this layer's unfused 3×3 convolution of x (or of x upsampled) runs as Winograd under
-  // `winograd: 'auto'` (what fusedScale 'auto' weighs against fusing).
-  bool prefersWinograd(const torch::Tensor& x) const;
+  // Whether this layer's unfused 3×3 convolution of x (`upsampled`: of x upsampled ×2) runs as
+  // Winograd (what fusedScale 'auto' weighs against fusing).
+  bool prefersWinograd(const torch::Tensor& x, bool upsampled) const;
   // The runtime-scaled kernel.
   torch::Tensor scaledWeight() const { return weight * scale; }
 

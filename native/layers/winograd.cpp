@@ -258,21 +258,29 @@ at::Tensor transformBuffer(int64_t tiles, int64_t channels, const at::TensorOpti
   return at::empty({16 * stride}, options).as_strided({16, tiles, channels}, {stride, channels, 1});
 }
 
-// The 16 products of the transform domain: a [16, m, k] · b [16, k, n] → [16, m, n] in a
-// transformBuffer; either operand may be a transposed view.
-at::Tensor batchedProduct(const at::Tensor& a, const at::Tensor& b) {
-  auto out = transformBuffer(a.size(1), b.size(2), a.options());
+// out = a · b for the 16 products of the transform domain: a [16, m, k], b [16, k, n], out
+// [16, m, n] (a transformBuffer or contiguous); either operand may be a transposed view.
+void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor out) {
   if (a.scalar_type() == at::kFloat && at::native::mkldnn_matmul != nullptr) {
     at::native::mkldnn_matmul(a, b, out, /*beta=*/0.f, /*alpha=*/1.f);
   } else {
     at::bmm_out(out, a, b);
   }
-  return out;
+}
+
+// Images per pass through the transform domain: the [16, tiles, C] buffers stay within a few MB
+// (D's 32 reals and fakes at 8² and 512 channels: 16 MB) instead of growing with the batch and image to
+// hundreds of MB, which fault in page by page at every call (64² at 64 channels: 0.24 s for the
+// input transform of a whole batch). 256+ tiles per pass keep the products large.
+int64_t imagesPerPass(const Tiling& whole, int64_t channels) {
+  constexpr int64_t kBufferBytes = int64_t(16) << 20;
+  const int64_t perImage = 16 * (whole.tiles / whole.n) * channels * int64_t(sizeof(float));
+  return std::clamp<int64_t>(kBufferBytes / std::max<int64_t>(perImage, 1), 1, whole.n);
 }
 
 at::Tensor channelsLast(const at::Tensor& t) { return t.permute({0, 2, 3, 1}).contiguous(); }
 
-// NHWC image → V [16, tiles, C].
+// NHWC images → V [16, tiles, C].
 at::Tensor transformInput(const at::Tensor& nhwc, const Tiling& t, bool mirrored) {
   const int64_t channels = nhwc.size(3);
   auto v = transformBuffer(t.tiles, channels, nhwc.options());
@@ -282,13 +290,29 @@ at::Tensor transformInput(const at::Tensor& nhwc, const Tiling& t, bool mirrored
   return v;
 }
 
-// M [16, tiles, C] (a transformBuffer) → NCHW image, computed as NHWC and made contiguous.
-at::Tensor transformOutput(const at::Tensor& m, const Tiling& t, bool mirrored) {
-  const int64_t channels = m.size(2);
-  auto y = at::empty({t.n, t.h, t.w, channels}, m.options());
+// M [16, tiles, C] (a transformBuffer) → the NHWC images `y`.
+void transformOutput(const at::Tensor& m, const Tiling& t, bool mirrored, const at::Tensor& y) {
   AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "winogradOutputTransform", [&] {
-    outputTransform(m.const_data_ptr<scalar_t>(), m.stride(0), y.mutable_data_ptr<scalar_t>(), t, channels, mirrored);
+    outputTransform(m.const_data_ptr<scalar_t>(), m.stride(0), y.mutable_data_ptr<scalar_t>(), t, m.size(2), mirrored);
   });
+}
+
+// The NCHW convolution of x by the transformed kernel u [16, C, O] (or its transposed view), pass by
+// pass over the batch.
+at::Tensor convolveTransformed(const at::Tensor& x, const at::Tensor& u, bool mirrored) {
+  const Tiling whole(x.size(0), x.size(2), x.size(3));
+  const int64_t outChannels = u.size(2);
+  const auto xl = channelsLast(x);
+  auto y = at::empty({whole.n, whole.h, whole.w, outChannels}, x.options());
+  const int64_t step = imagesPerPass(whole, std::max(x.size(1), outChannels));
+  for (int64_t i = 0; i < whole.n; i += step) {
+    const int64_t count = std::min(step, whole.n - i);
+    const Tiling t(count, whole.h, whole.w);
+    const auto v = transformInput(xl.narrow(0, i, count), t, mirrored);
+    const auto m = transformBuffer(t.tiles, outChannels, x.options());
+    batchedProduct(v, u, m);
+    transformOutput(m, t, mirrored, y.narrow(0, i, count));
+  }
   return y.permute({0, 3, 1, 2}).contiguous();
 }
 
@@ -342,7 +366,7 @@ class KernelTransformCache {
   static constexpr size_t kBytes = size_t(256) << 20;
   struct Entry {
     at::Tensor weight;
-    uint32_t version;
+    int64_t version;
     at::Tensor transform;
   };
   static bool sameTensor(const at::Tensor& a, const at::Tensor& b) {
@@ -368,36 +392,53 @@ bool winogradFits(const at::Tensor& x, const at::Tensor& w) {
          x.size(1) == w.size(1) && x.numel() > 0 && w.numel() > 0;
 }
 
-bool winogradPreferred(const at::Tensor& x, const at::Tensor& w) {
-  return winogradFits(x, w) && x.scalar_type() == at::kFloat && w.size(0) >= 256 && w.size(1) >= 256;
+bool winogradPreferred(const at::Tensor& x, const at::Tensor& w, bool upsampled) {
+  return winogradFits(x, w) && x.scalar_type() == at::kFloat && w.size(0) >= 256 && w.size(1) >= 256 &&
+         x.size(2) * x.size(3) * (upsampled ? 4 : 1) <= 256;
+}
+
+bool winogradWeightGradPreferred(const at::Tensor& x, int64_t outChannels) {
+  const Tiling whole(x.size(0), x.size(2), x.size(3));
+  return whole.tiles >= 256 && imagesPerPass(whole, std::max(x.size(1), outChannels)) >= whole.n;
 }
 
 at::Tensor winogradConvolution(const at::Tensor& x, const at::Tensor& w) {
-  const Tiling t(x.size(0), x.size(2), x.size(3));
-  const auto v = transformInput(channelsLast(x), t, /*mirrored=*/false);
-  return transformOutput(batchedProduct(v, transformKernel(w)), t, /*mirrored=*/false);
+  return convolveTransformed(x, transformKernel(w), /*mirrored=*/false);
 }
 
 at::Tensor winogradInputGrad(const at::Tensor& gradOut, const at::Tensor& w) {
   // conv(gO, w mirrored, channels swapped): its kernel transform at ξ is U[πξ]ᵀ, so the output
   // gradient's tiles are stored at πξ, multiplied by U[ξ]ᵀ, and read back from πξ.
-  const Tiling t(gradOut.size(0), gradOut.size(2), gradOut.size(3));
-  const auto v = transformInput(channelsLast(gradOut), t, /*mirrored=*/true);
-  return transformOutput(batchedProduct(v, transformKernel(w).transpose(1, 2)), t, /*mirrored=*/true);
+  return convolveTransformed(gradOut, transformKernel(w).transpose(1, 2), /*mirrored=*/true);
 }
 
 at::Tensor winogradWeightGrad(const at::Tensor& x, const at::Tensor& gradOut) {
-  const Tiling t(x.size(0), x.size(2), x.size(3));
-  const auto v = transformInput(channelsLast(x), t, /*mirrored=*/false);
-  const auto g = channelsLast(gradOut);
-  const int64_t outChannels = g.size(3), inChannels = x.size(1);
-  auto m = transformBuffer(t.tiles, outChannels, g.options());
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "winogradOutputGradTransform", [&] {
-    outputGradTransform(g.const_data_ptr<scalar_t>(), m.mutable_data_ptr<scalar_t>(), m.stride(0), t, outChannels);
-  });
-  const auto du = batchedProduct(v.transpose(1, 2), m);  // [16, C, O]
-  auto gw = at::empty({outChannels, inChannels, 3, 3}, g.options());
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "winogradKernelGradTransform", [&] {
+  const Tiling whole(x.size(0), x.size(2), x.size(3));
+  const int64_t outChannels = gradOut.size(1), inChannels = x.size(1);
+  const auto xl = channelsLast(x), gl = channelsLast(gradOut);
+  // Σ over passes of Vᵀ·M. Each pass after the first adds its product from a scratch buffer:
+  // oneDNN's batched product with beta = 1 took 175 ms for 4 passes at 512 channels, 16².
+  auto du = at::empty({16, inChannels, outChannels}, x.options());
+  at::Tensor scratch;
+  const int64_t step = imagesPerPass(whole, std::max(inChannels, outChannels));
+  for (int64_t i = 0; i < whole.n; i += step) {
+    const int64_t count = std::min(step, whole.n - i);
+    const Tiling t(count, whole.h, whole.w);
+    const auto v = transformInput(xl.narrow(0, i, count), t, /*mirrored=*/false);
+    auto m = transformBuffer(t.tiles, outChannels, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winogradOutputGradTransform", [&] {
+      outputGradTransform(gl.narrow(0, i, count).const_data_ptr<scalar_t>(), m.mutable_data_ptr<scalar_t>(), m.stride(0), t, outChannels);
+    });
+    if (i == 0) {
+      batchedProduct(v.transpose(1, 2), m, du);
+    } else {
+      if (!scratch.defined()) scratch = at::empty_like(du);
+      batchedProduct(v.transpose(1, 2), m, scratch);
+      du.add_(scratch);
+    }
+  }
+  auto gw = at::empty({outChannels, inChannels, 3, 3}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winogradKernelGradTransform", [&] {
     kernelGradTransform(du.const_data_ptr<scalar_t>(), du.stride(0), gw.mutable_data_ptr<scalar_t>(), outChannels, inChannels);
   });
   return gw;

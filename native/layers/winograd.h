@@ -23,12 +23,23 @@ namespace progan {
 // CPU float32 or float64, contiguous-able 4-D tensors.
 bool winogradFits(const at::Tensor& x, const at::Tensor& w);
 
-// What `winograd: 'auto'` takes: float32 kernels with 256 or more input and output channels, where
-// the 16 products outweigh the transforms' memory passes. Measured on a 2-core AVX-512 CPU, batch
-// 16, forward / backward-data / backward-weights against oneDNN's direct kernels: 512 channels at
-// 8² TODO; at 128 channels Winograd lost at every size (4²–16², 1.2–1.7× slower), its transforms
-// moving 4× the activations' bytes for a quarter of the 512-channel products.
-bool winogradPreferred(const at::Tensor& x, const at::Tensor& w);
+// Whether a network's unfused 3×3 convolutions run as Winograd: never; wherever winogradFits
+// (all three kernels); or where winogradPreferred (the weight gradient only where
+// winogradWeightGradPreferred).
+enum class WinogradMode { Off, On, Auto };
+
+// What `winograd: 'auto'` takes for the forward and backward-data kernels: float32, 256+ input and
+// output channels, at most 16×16 pixels. Measured on a 2-core AVX-512 CPU, batch 16, against oneDNN's
+// direct kernels (forward / backward-data): 512 channels 1.44 / 1.33× at 4², 1.57 / 1.53× at 8²,
+// 1.64 / 1.65× at 16²; 256 channels 1.29 / 1.23× at 16²; no gain at 32² and up. At 128 channels it
+// lost at every size (0.7–0.97×): the transforms move 4× the activations' bytes for a quarter of
+// the 512-channel products.
+// `upsampled`: the convolution's input is x upsampled ×2 (G's conv0_up asking before it upsamples).
+bool winogradPreferred(const at::Tensor& x, const at::Tensor& w, bool upsampled = false);
+// The weight gradient pays only where its products dwarf the two kernel-sized transforms (the
+// 16-point gradient is 1.8× the weight): 256+ tiles in one pass. 512 channels: 1.13× at 8², 0.78×
+// at 4² (64 tiles), 0.95× at 16² (1,024 tiles in 2 passes).
+bool winogradWeightGradPreferred(const at::Tensor& x, int64_t outChannels);
 
 // conv(x, w), padding 1.  x [N, C, H, W], w [O, C, 3, 3] → [N, O, H, W].
 at::Tensor winogradConvolution(const at::Tensor& x, const at::Tensor& w);
