@@ -62,7 +62,7 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     if (impl == "reference") return at::convolution(x[0], x[1], x[2], {1, 1}, {1, 1}, {1, 1}, false, {0, 0}, 1);
     TORCH_CHECK(winogradFits(x[0], x[1]), "winogradConvolution: these tensors would not take the Winograd kernels");
     ConvGeometry g{{1, 1}, {1, 1}};
-    g.winograd = WinogradMode::On;
+    g.winograd = true;
     return convolution(x[0], x[1], x[2], g);
   }
   if (op == "leakyRelu") {

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include "layers/winograd.h"
+
 
 namespace progan {
 
@@ -13,7 +15,7 @@ using torch::autograd::Function;
 using torch::autograd::variable_list;
 
 bool takesWinograd(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w) {
-  return g.winograd != WinogradMode::Off && !g.transposed && g.stride == std::vector<int64_t>{1, 1} &&
+  return g.winograd && !g.transposed && g.stride == std::vector<int64_t>{1, 1} &&
          g.padding == std::vector<int64_t>{1, 1} && winogradFits(x, w);
 }
 
@@ -36,8 +38,7 @@ at::Tensor inputGradKernel(const at::Tensor& gradOut, const at::Tensor& w, const
 
 at::Tensor weightGradKernel(const at::Tensor& x, const at::Tensor& gradOut, const at::Tensor& wLike,
                             const ConvGeometry& g) {
-  if (takesWinograd(g, x, wLike) && (g.winograd == WinogradMode::On || winogradWeightGradPreferred(x, wLike.size(0))))
-    return winogradWeightGrad(x, gradOut);
+  if (takesWinograd(g, x, wLike)) return winogradWeightGrad(x, gradOut);
   return std::get<1>(at::convolution_backward(gradOut, x, wLike, std::nullopt, g.stride, g.padding, {1, 1},
                                               g.transposed, g.outputPadding, 1, {false, true, false}));
 }
@@ -51,7 +52,7 @@ void keepForBackward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor
   ctx->saved_data["padding"] = g.padding;
   ctx->saved_data["outputPadding"] = g.outputPadding;
   ctx->saved_data["transposed"] = g.transposed;
-  ctx->saved_data["winograd"] = int64_t(g.winograd);
+  ctx->saved_data["winograd"] = g.winograd;
 }
 
 ConvGeometry loadGeometry(AutogradContext* ctx) {
@@ -60,7 +61,7 @@ ConvGeometry loadGeometry(AutogradContext* ctx) {
   g.padding = ctx->saved_data["padding"].toIntVector();
   g.outputPadding = ctx->saved_data["outputPadding"].toIntVector();
   g.transposed = ctx->saved_data["transposed"].toBool();
-  g.winograd = WinogradMode(ctx->saved_data["winograd"].toInt());
+  g.winograd = ctx->saved_data["winograd"].toBool();
   return g;
 }
 

@@ -12,17 +12,14 @@
 
 #include <vector>
 
-#include "layers/winograd.h"
-
 namespace progan {
 
 struct ConvGeometry {
   std::vector<int64_t> stride{1, 1}, padding{0, 0}, outputPadding{0, 0};
   bool transposed = false;
-  // A 3×3, stride-1, padding-1 convolution that winogradFits runs as Winograd F(2×2, 3×3)
-  // (layers/winograd.h): all three kernels under On; under Auto (set where winogradPreferred) the
-  // weight gradient only where winogradWeightGradPreferred. Other geometries ignore it.
-  WinogradMode winograd = WinogradMode::Off;
+  // A 3×3, stride-1, padding-1 convolution that winogradFits runs its three kernels as Winograd
+  // F(2×2, 3×3) (layers/winograd.h); other geometries ignore the flag.
+  bool winograd = false;
 };
 
 // at::convolution(x, w, b, stride, padding, dilation 1, transposed, outputPadding, groups 1); `b`

@@ -22,7 +22,7 @@ ConvGeometry same(int64_t padding) { return {{1, 1}, {padding, padding}}; }
 // The geometry of the 3×3 convolution of x by w, padding 1.
 ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode) {
   auto g = same(1);
-  if (mode == WinogradMode::On || (mode == WinogradMode::Auto && winogradPreferred(x, w))) g.winograd = mode;
+  g.winograd = mode == WinogradMode::On || (mode == WinogradMode::Auto && winogradPreferred(x, w));
   return g;
 }
 const ConvGeometry kStride2Pad1{{2, 2}, {1, 1}};
@@ -104,8 +104,8 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::
 
 torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, ConvKind::Plain, x, false); }
 
-bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x, bool upsampled) const {
-  return kernel == 3 && !bfloat16 && winograd != WinogradMode::Off && winogradPreferred(x, weight, upsampled);
+bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x) const {
+  return kernel == 3 && !bfloat16 && winograd != WinogradMode::Off && winogradPreferred(x, weight);
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {

@@ -36,9 +36,9 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   // upsampleConv3x3 / conv3x3Downsample with this layer's scaled weight and bias.
   torch::Tensor forwardUpsampled(const torch::Tensor& x, bool fused);
   torch::Tensor forwardDownsampled(const torch::Tensor& x, bool fused);
-  // Whether this layer's unfused 3×3 convolution of x (`upsampled`: of x upsampled ×2) runs as
-  // Winograd (what fusedScale 'auto' weighs against fusing).
-  bool prefersWinograd(const torch::Tensor& x, bool upsampled) const;
+  // Whether this layer's unfused 3×3 convolution of x (or of x upsampled) runs as Winograd (what
+  // fusedScale 'auto' weighs against fusing).
+  bool prefersWinograd(const torch::Tensor& x) const;
   // The runtime-scaled kernel.
   torch::Tensor scaledWeight() const { return weight * scale; }
 

@@ -268,10 +268,9 @@ void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor out) {
   }
 }
 
-// Images per pass through the transform domain: the [16, tiles, C] buffers stay within a few MB
-// (D's 32 reals and fakes at 8² and 512 channels: 16 MB) instead of growing with the batch and image to
-// hundreds of MB, which fault in page by page at every call (64² at 64 channels: 0.24 s for the
-// input transform of a whole batch). 256+ tiles per pass keep the products large.
+// Images per pass through the transform domain: the [16, tiles, C] buffers stay at a few MB (D's
+// 32 reals and fakes at 8² and 512 channels: 16 MB) instead of growing with batch and image size
+// (paper 64², 256 channels, batch 16: 268 MB each). 256+ tiles per pass keep the products large.
 int64_t imagesPerPass(const Tiling& whole, int64_t channels) {
   constexpr int64_t kBufferBytes = int64_t(16) << 20;
   const int64_t perImage = 16 * (whole.tiles / whole.n) * channels * int64_t(sizeof(float));
@@ -392,14 +391,8 @@ bool winogradFits(const at::Tensor& x, const at::Tensor& w) {
          x.size(1) == w.size(1) && x.numel() > 0 && w.numel() > 0;
 }
 
-bool winogradPreferred(const at::Tensor& x, const at::Tensor& w, bool upsampled) {
-  return winogradFits(x, w) && x.scalar_type() == at::kFloat && w.size(0) >= 256 && w.size(1) >= 256 &&
-         x.size(2) * x.size(3) * (upsampled ? 4 : 1) <= 256;
-}
-
-bool winogradWeightGradPreferred(const at::Tensor& x, int64_t outChannels) {
-  const Tiling whole(x.size(0), x.size(2), x.size(3));
-  return whole.tiles >= 256 && imagesPerPass(whole, std::max(x.size(1), outChannels)) >= whole.n;
+bool winogradPreferred(const at::Tensor& x, const at::Tensor& w) {
+  return winogradFits(x, w) && x.scalar_type() == at::kFloat && w.size(0) >= 256 && w.size(1) >= 256;
 }
 
 at::Tensor winogradConvolution(const at::Tensor& x, const at::Tensor& w) {
@@ -416,8 +409,7 @@ at::Tensor winogradWeightGrad(const at::Tensor& x, const at::Tensor& gradOut) {
   const Tiling whole(x.size(0), x.size(2), x.size(3));
   const int64_t outChannels = gradOut.size(1), inChannels = x.size(1);
   const auto xl = channelsLast(x), gl = channelsLast(gradOut);
-  // Σ over passes of Vᵀ·M. Each pass after the first adds its product from a scratch buffer:
-  // oneDNN's batched product with beta = 1 took 175 ms for 4 passes at 512 channels, 16².
+  // Σ over passes of Vᵀ·M; each pass after the first adds its product from a scratch buffer.
   auto du = at::empty({16, inChannels, outChannels}, x.options());
   at::Tensor scratch;
   const int64_t step = imagesPerPass(whole, std::max(inChannels, outChannels));

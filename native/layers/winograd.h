@@ -25,23 +25,20 @@ namespace progan {
 // CPU float32 or float64, contiguous-able 4-D tensors.
 bool winogradFits(const at::Tensor& x, const at::Tensor& w);
 
-// Whether a network's unfused 3×3 convolutions run as Winograd: never; wherever winogradFits
-// (all three kernels); or where winogradPreferred (the weight gradient only where
-// winogradWeightGradPreferred).
+// Whether a network's unfused 3×3 convolutions run as Winograd: never, wherever winogradFits, or
+// where winogradPreferred.
 enum class WinogradMode { Off, On, Auto };
 
-// What `winograd: 'auto'` takes for the forward and backward-data kernels: float32, 256+ input and
-// output channels, at most 16×16 pixels. Measured on a 2-core AVX-512 CPU, batch 16, against oneDNN's
-// direct kernels (forward / backward-data): 512 channels 1.44 / 1.33× at 4², 1.57 / 1.53× at 8²,
-// 1.64 / 1.65× at 16²; 256 channels 1.29 / 1.23× at 16²; no gain at 32² and up. At 128 channels and
-// below it lost at every size (0.5–0.97×): the transforms move 4× the activations' bytes for a
-// quarter of the 512-channel products or less.
-// `upsampled`: the convolution's input is x upsampled ×2 (G's conv0_up asking before it upsamples).
-bool winogradPreferred(const at::Tensor& x, const at::Tensor& w, bool upsampled = false);
-// The weight gradient pays only where its products dwarf the two kernel-sized transforms (the
-// 16-point gradient is 1.8× the weight): 256+ tiles in one pass. 512 channels: 1.13× at 8², 0.78×
-// at 4² (64 tiles), 0.95× at 16² (1,024 tiles, several passes).
-bool winogradWeightGradPreferred(const at::Tensor& x, int64_t outChannels);
+// What `winograd: 'auto'` takes: float32 layers of 256+ input and output channels. Whole paper-preset
+// steps (2-core AVX-512 CPU, batch 16, interleaved in one process, ms per step, Winograd for every
+// 512-channel layer against the direct kernels above the resolution named): 16² 1930 vs 2118, 32²
+// 6928 vs 8649; per step against `winograd: false`, 4² 1.16×, 8² 1.23–1.30×. At 128 channels and
+// below it lost per kernel at every size (0.5–0.97× at 4²–32², batch 16): the transforms move 4×
+// the activations' bytes for a quarter of the 512-channel products or less. (Kernel timings in a
+// bare process were misleading for large images: buffers of 32 MB and more are mapped afresh by
+// glibc at every call and fault in page by page, which the training process's caching host
+// allocator avoids.)
+bool winogradPreferred(const at::Tensor& x, const at::Tensor& w);
 
 // conv(x, w), padding 1.  x [N, C, H, W], w [O, C, 3, 3] → [N, O, H, W].
 at::Tensor winogradConvolution(const at::Tensor& x, const at::Tensor& w);

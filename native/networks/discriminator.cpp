@@ -42,7 +42,7 @@ torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_
   // Official D_paper (fused_scale=True by default): pool before bias and activation.
   auto y = lrelu(conv0_[r]->forward(x));
   auto& conv = conv1_[r];
-  return lrelu(conv->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(y, /*upsampled=*/false))));
+  return lrelu(conv->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(y))));
 }
 
 torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, double alpha, int64_t parts) {

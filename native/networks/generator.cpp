@@ -35,7 +35,7 @@ torch::Tensor GeneratorImpl::block(const torch::Tensor& x, int64_t r) {
     return pixelNorm(lrelu(conv1_[2]->forward(y)), eps);
   }
   auto& conv = conv0_[r];
-  auto y = pixelNorm(lrelu(conv->forwardUpsampled(x, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(x, /*upsampled=*/true)))), eps);
+  auto y = pixelNorm(lrelu(conv->forwardUpsampled(x, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(x)))), eps);
   return pixelNorm(lrelu(conv1_[r]->forward(y)), eps);
 }
 
