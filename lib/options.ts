@@ -48,8 +48,8 @@ export const networkOptionsSchema = z
     }).default('auto'),
     /**
      * Winograd F(2×2, 3×3) for the CPU's unfused 3×3 convolutions: the same function with 2.25× fewer
-     * multiply-adds. 'auto' takes it for float32 layers of 256+ input and output channels up to 16²
-     * (the paper preset's 4²–16² blocks), where it measured faster; true wherever it applies (CPU,
+     * multiply-adds. 'auto' takes it for float32 layers of 256+ input and output channels (the paper
+     * preset's 4²–64² blocks), where it measured faster; true wherever it applies (CPU,
      * float32/float64).
      */
     winograd: z.union([z.literal('auto'), z.boolean()], {
