@@ -5,7 +5,6 @@
 
 #include "layers/winograd.h"
 
-
 namespace progan {
 
 namespace {
@@ -116,6 +115,7 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
   if (!torch::autograd::GradMode::is_enabled() && !takesWinograd(g, x, w)) {
     // A backward that will not be differentiated (the last one of a step): one ATen call computes
     // the input, weight and bias gradients (oneDNN sums the bias gradient inside its weight kernel).
+    // Winograd's kernels are separate calls, taken below.
     const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), withBias && ctx->needs_input_grad(2)};
     const std::vector<int64_t> biasSizes{gradOut.size(1)};
     auto [gx, gw, gb] = at::convolution_backward(gradOut, x, w, mask[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt,
