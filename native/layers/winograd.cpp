@@ -277,6 +277,13 @@ int64_t imagesPerPass(const Tiling& whole, int64_t channels) {
   return std::clamp<int64_t>(kBufferBytes / std::max<int64_t>(perImage, 1), 1, whole.n);
 }
 
+// Calls pass(first image, Tiling of the pass) for each batch slice of imagesPerPass images.
+template <typename Pass>
+void forEachPass(const Tiling& whole, int64_t channels, Pass pass) {
+  const int64_t step = imagesPerPass(whole, channels);
+  for (int64_t i = 0; i < whole.n; i += step) pass(i, Tiling(std::min(step, whole.n - i), whole.h, whole.w));
+}
+
 at::Tensor channelsLast(const at::Tensor& t) { return t.permute({0, 2, 3, 1}).contiguous(); }
 
 // NHWC images → V [16, tiles, C].
@@ -303,15 +310,12 @@ at::Tensor convolveTransformed(const at::Tensor& x, const at::Tensor& u, bool mi
   const int64_t outChannels = u.size(2);
   const auto xl = channelsLast(x);
   auto y = at::empty({whole.n, whole.h, whole.w, outChannels}, x.options());
-  const int64_t step = imagesPerPass(whole, std::max(x.size(1), outChannels));
-  for (int64_t i = 0; i < whole.n; i += step) {
-    const int64_t count = std::min(step, whole.n - i);
-    const Tiling t(count, whole.h, whole.w);
-    const auto v = transformInput(xl.narrow(0, i, count), t, mirrored);
+  forEachPass(whole, std::max(x.size(1), outChannels), [&](int64_t i, const Tiling& t) {
+    const auto v = transformInput(xl.narrow(0, i, t.n), t, mirrored);
     const auto m = transformBuffer(t.tiles, outChannels, x.options());
     batchedProduct(v, u, m);
-    transformOutput(m, t, mirrored, y.narrow(0, i, count));
-  }
+    transformOutput(m, t, mirrored, y.narrow(0, i, t.n));
+  });
   return y.permute({0, 3, 1, 2}).contiguous();
 }
 
@@ -412,14 +416,11 @@ at::Tensor winogradWeightGrad(const at::Tensor& x, const at::Tensor& gradOut) {
   // Σ over passes of Vᵀ·M; each pass after the first adds its product from a scratch buffer.
   auto du = at::empty({16, inChannels, outChannels}, x.options());
   at::Tensor scratch;
-  const int64_t step = imagesPerPass(whole, std::max(inChannels, outChannels));
-  for (int64_t i = 0; i < whole.n; i += step) {
-    const int64_t count = std::min(step, whole.n - i);
-    const Tiling t(count, whole.h, whole.w);
-    const auto v = transformInput(xl.narrow(0, i, count), t, /*mirrored=*/false);
+  forEachPass(whole, std::max(inChannels, outChannels), [&](int64_t i, const Tiling& t) {
+    const auto v = transformInput(xl.narrow(0, i, t.n), t, /*mirrored=*/false);
     auto m = transformBuffer(t.tiles, outChannels, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winogradOutputGradTransform", [&] {
-      outputGradTransform(gl.narrow(0, i, count).const_data_ptr<scalar_t>(), m.mutable_data_ptr<scalar_t>(), m.stride(0), t, outChannels);
+      outputGradTransform(gl.narrow(0, i, t.n).const_data_ptr<scalar_t>(), m.mutable_data_ptr<scalar_t>(), m.stride(0), t, outChannels);
     });
     if (i == 0) {
       batchedProduct(v.transpose(1, 2), m, du);
@@ -428,7 +429,7 @@ at::Tensor winogradWeightGrad(const at::Tensor& x, const at::Tensor& gradOut) {
       batchedProduct(v.transpose(1, 2), m, scratch);
       du.add_(scratch);
     }
-  }
+  });
   auto gw = at::empty({outChannels, inChannels, 3, 3}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winogradKernelGradTransform", [&] {
     kernelGradTransform(du.const_data_ptr<scalar_t>(), du.stride(0), gw.mutable_data_ptr<scalar_t>(), outChannels, inChannels);

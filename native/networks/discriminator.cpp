@@ -27,7 +27,7 @@ DiscriminatorImpl::DiscriminatorImpl(const NetworkConfig& config) : config_(conf
   dense0_ = register_module("b4x4_dense0", EqualizedLinear(config.nf(1) * 16, config.nf(0)));
   dense1_ = register_module("b4x4_dense1", EqualizedLinear(config.nf(0), 1 + config.labelSize, 1.0));
   setBfloat16(*this, config.bfloat16);
-  setWinograd(*this, config.winograd == 0 ? WinogradMode::Off : config.winograd == 1 ? WinogradMode::On : WinogradMode::Auto);
+  setWinograd(*this, config.winogradMode());
 }
 
 torch::Tensor DiscriminatorImpl::fromRgb(const torch::Tensor& x, int64_t r) { return lrelu(fromRgb_[r]->forward(x)); }

@@ -24,7 +24,7 @@ GeneratorImpl::GeneratorImpl(const NetworkConfig& config) : config_(config) {
   for (int64_t r = 2; r <= top; ++r)
     toRgb_[r] = register_module("torgb_" + NetworkConfig::resolutionName(r), EqualizedConv2d(config.nf(r - 1), config.channels, 1, 1.0));
   setBfloat16(*this, config.bfloat16);
-  setWinograd(*this, config.winograd == 0 ? WinogradMode::Off : config.winograd == 1 ? WinogradMode::On : WinogradMode::Auto);
+  setWinograd(*this, config.winogradMode());
 }
 
 torch::Tensor GeneratorImpl::block(const torch::Tensor& x, int64_t r) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "layers/winograd.h"
 #include "ops/fade_in.h"
 
 namespace progan {
@@ -26,6 +27,9 @@ struct NetworkConfig {
   int fusedScale = 2;
   // Winograd F(2×2, 3×3) for the unfused 3×3 convolutions (layers/winograd.h): 0 never, 1 always, 2 auto.
   int winograd = 2;
+  WinogradMode winogradMode() const {
+    return winograd == 0 ? WinogradMode::Off : winograd == 1 ? WinogradMode::On : WinogradMode::Auto;
+  }
   // Fused fade-in and gradient-penalty kernels (auto) or their ATen references (parity, benchmarks).
   bool referenceOps = false;
   OpsImpl opsImpl() const { return referenceOps ? OpsImpl::Reference : OpsImpl::Auto; }
