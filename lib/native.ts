@@ -16,6 +16,8 @@ export const packageRoot = path.resolve(__dirname, '..');
 export interface NativeAddon {
   versions(): { torch: string; threads: number; parallel: string; build: 'cpu' | 'cuda' };
   cudaAvailable(): boolean;
+  /** The CUDA caching allocator's bytes on the current GPU (CUDA build only); `true` first resets the peaks. */
+  cudaMemory(resetPeak?: boolean): { allocatedBytes: number; peakAllocatedBytes: number; reservedBytes: number; peakReservedBytes: number };
   /** Test and benchmark entry: one op with first and second derivatives (binding/ops_check.cpp). */
   opDerivatives(spec: {
     op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'winogradConvolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';

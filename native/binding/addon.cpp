@@ -6,6 +6,10 @@
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
 
+#ifdef PROGAN_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 #include "binding/js_interop.h"
 #include "binding/networks_wrap.h"
 #include "binding/trainer_wrap.h"
@@ -58,6 +62,32 @@ Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::hasCUDA() && at::globalContext().hasCUDA());
 }
 
+// The CUDA caching allocator's figures for the current device, in bytes: what tensors hold now and at
+// their peak, and what the allocator has reserved from the driver. `true` first resets the peaks.
+Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+#ifdef PROGAN_WITH_CUDA
+    TORCH_CHECK(at::hasCUDA() && at::globalContext().hasCUDA(), "cudaMemory: no GPU is visible to this process");
+    const auto device = c10::cuda::current_device();
+    namespace alloc = c10::cuda::CUDACachingAllocator;
+    if (info.Length() > 0 && info[0].ToBoolean().Value()) alloc::resetPeakStats(device);
+    const auto stats = alloc::getDeviceStats(device);
+    // Index 0 is StatType::AGGREGATE (all pools); its namespace moved between torch versions.
+    constexpr size_t aggregate = 0;
+    auto out = Napi::Object::New(info.Env());
+    const auto set = [&](const char* key, int64_t bytes) { out.Set(key, Napi::Number::New(info.Env(), double(bytes))); };
+    set("allocatedBytes", stats.allocated_bytes[aggregate].current);
+    set("peakAllocatedBytes", stats.allocated_bytes[aggregate].peak);
+    set("reservedBytes", stats.reserved_bytes[aggregate].current);
+    set("peakReservedBytes", stats.reserved_bytes[aggregate].peak);
+    return out;
+#else
+    TORCH_CHECK(false, "cudaMemory: this is the CPU build of progan; build the CUDA variant with `npm run build:cuda`");
+    return info.Env().Undefined();
+#endif
+  });
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const int n = info[0].As<Napi::Number>().Int32Value();
@@ -95,6 +125,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("randn", Napi::Function::New(env, Randn));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
+  exports.Set("cudaMemory", Napi::Function::New(env, CudaMemory));
   exports.Set("opDerivatives", Napi::Function::New(env, OpDerivatives));
   exports.Set("scheduleAt", Napi::Function::New(env, ScheduleAt));
   exports.Set("hostCache", Napi::Function::New(env, HostCache));

@@ -10,7 +10,10 @@ Loss WGAN-GP (lambda 10, gamma 1, drift 0.001, GP via autograd.grad(create_graph
 scale k = final/res), Adam(lr 1e-3, betas (0, 0.99), eps 1e-8), G EMA beta 0.999 every step.
 
 Usage: a JSON list of jobs on stdin, or one JSON job per line (--lines, answered one line each).
-Job: {"op": "step", preset, resolution, alpha, batch, steps, warmup, threads, finalResolution}
+Job: {"op": "step", preset, resolution, alpha, batch, steps, warmup, threads, finalResolution, device, fmapMax}
+       device "cpu" (default) or "cuda": on a GPU the step is what a careful PyTorch user would write
+       there (cudnn.benchmark on, the uint8 dataset resident on the GPU, no host sync inside the timed
+       steps: the losses are read once after them), fp32 with PyTorch's default TF32 settings.
      {"op": "ceiling", threads}   fp32 GEMM and 3x3-conv ceilings (GFLOP/s)
      {"op": "profile", ...step job}  torch.profiler op mix of one step
      {"op": "traceMix", path, steps}  the same op mix from a Chrome trace of our steps
@@ -152,12 +155,12 @@ class Discriminator(nn.Module):
 
 
 class ProGANStep:
-    def __init__(self, preset, final=64, lr=1e-3, seed=0, check_finite=False):
+    def __init__(self, preset, final=64, lr=1e-3, seed=0, check_finite=False, device='cpu', fmap_max=None):
         torch.manual_seed(seed)
-        p = PRESETS[preset]
-        self.p, self.final = p, final
-        self.G, self.D = Generator(p, final), Discriminator(p, final)
-        self.G_ema = Generator(p, final)
+        p = dict(PRESETS[preset], **({'fmap_max': fmap_max} if fmap_max else {}))
+        self.p, self.final, self.device = p, final, torch.device(device)
+        self.G, self.D = Generator(p, final).to(self.device), Discriminator(p, final).to(self.device)
+        self.G_ema = Generator(p, final).to(self.device)
         self.G_ema.load_state_dict(self.G.state_dict())
         self.G_ema.requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr, betas=(0.0, 0.99), eps=1e-8)
@@ -168,8 +171,8 @@ class ProGANStep:
 
     def reals(self, res, n):
         if res not in self.data:
-            self.data[res] = torch.randint(0, 256, (256, 3, res, res), dtype=torch.uint8)
-        idx = torch.randint(0, 256, (n,))
+            self.data[res] = torch.randint(0, 256, (256, 3, res, res), dtype=torch.uint8, device=self.device)
+        idx = torch.randint(0, 256, (n,), device=self.device)
         return self.data[res][idx].float().mul_(2 / 255).sub_(1)
 
     def finite(self, params):
@@ -185,12 +188,12 @@ class ProGANStep:
 
         # D step
         with torch.no_grad():
-            fakes = G(torch.randn(n, latent), res, alpha)
+            fakes = G(torch.randn(n, latent, device=self.device), res, alpha)
         real_s = D(reals, res, alpha)
         fake_s = D(fakes, res, alpha)
         gp = 0.0
         if gp_on:  # off only for the profile's ablation
-            u = torch.rand(n, 1, 1, 1)
+            u = torch.rand(n, 1, 1, 1, device=self.device)
             mixed = torch.lerp(reals, fakes, u).requires_grad_(True)
             mixed_s = D(mixed, res, alpha)
             grad, = torch.autograd.grad(mixed_s.sum(), mixed, create_graph=True)
@@ -204,7 +207,7 @@ class ProGANStep:
 
         # G step: D's weights are constants
         D.requires_grad_(False)
-        g_loss = -D(G(torch.randn(n, latent), res, alpha), res, alpha).mean()
+        g_loss = -D(G(torch.randn(n, latent, device=self.device), res, alpha), res, alpha).mean()
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         D.requires_grad_(True)
@@ -234,9 +237,9 @@ _steppers = {}
 
 
 def stepper(job):
-    key = (job['preset'], job.get('finalResolution', 64), bool(job.get('checkFinite', False)))
+    key = (job['preset'], job.get('finalResolution', 64), bool(job.get('checkFinite', False)), job.get('device', 'cpu'), job.get('fmapMax'))
     if key not in _steppers:
-        _steppers[key] = ProGANStep(job['preset'], final=key[1], check_finite=key[2])
+        _steppers[key] = ProGANStep(job['preset'], final=key[1], check_finite=key[2], device=key[3], fmap_max=key[4])
     return _steppers[key]
 
 
@@ -245,6 +248,8 @@ def run_step(job):
     s = stepper(job)
     res, alpha, n = job['resolution'], float(job['alpha']), int(job.get('batch', 16))
     gp_on = bool(job.get('gp', True))
+    if s.device.type == 'cuda':
+        return run_step_cuda(s, job, res, alpha, n, gp_on)
     for _ in range(int(job.get('warmup', 1))):
         s.step(res, alpha, n, gp_on)
     steps = int(job['steps'])
@@ -262,6 +267,29 @@ def run_step(job):
         'stepMs': 1000 * total / steps,
         'cpuMsPerStep': 1000 * cpu / steps,
         'stepMsMin': 1000 * min(times),
+        'peakRssMB': peak_rss_mb(),
+    }
+
+
+def run_step_cuda(s, job, res, alpha, n, gp_on):
+    """The GPU timing: one sync before and after the timed steps (none inside), losses read after."""
+    torch.backends.cudnn.benchmark = True
+    for _ in range(int(job.get('warmup', 1))):
+        s.step(res, alpha, n, gp_on)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    steps = int(job['steps'])
+    losses = []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        losses.append(torch.stack(s.step(res, alpha, n, gp_on)))
+    finite = bool(torch.stack(losses).isfinite().all())  # waits for the last step
+    total = time.perf_counter() - t0
+    return {
+        'imagesPerSecond': steps * n / total,
+        'stepMs': 1000 * total / steps,
+        'lossesFinite': finite,
+        'peakGpuMB': torch.cuda.max_memory_allocated() / 2 ** 20,
         'peakRssMB': peak_rss_mb(),
     }
 
@@ -413,8 +441,12 @@ def adam_cost(job):
 
 
 def info(_job):
+    cuda = torch.cuda.is_available()
     return {
         'torch': torch.__version__,
+        'cuda': torch.version.cuda if cuda else None,
+        'gpu': torch.cuda.get_device_name(0) if cuda else None,
+        'tf32': {'cudnn': torch.backends.cudnn.allow_tf32, 'matmul': torch.backends.cuda.matmul.allow_tf32} if cuda else None,
         'cpuCapability': torch.backends.cpu.get_cpu_capability(),
         'threads': torch.get_num_threads(),
         'mkldnn': torch.backends.mkldnn.is_available(),

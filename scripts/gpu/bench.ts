@@ -7,11 +7,45 @@
 // fails (e.g. out of memory) is logged and the table goes on; --budget seconds bounds the whole run.
 // --profile-dir DIR: after timing 8² and 32² (stable), two more steps each under the torch profiler,
 // written as Chrome traces DIR/trace-<res>.json (CPU ops and, on a GPU, the CUDA kernels).
+// --torch: after each of ours, the same step in plain PyTorch (scripts/bench/pytorch_step.py, the
+// python3 on PATH and its torch; same preset, final resolution, minibatch, phase and step count) and
+// the ratio. --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching allocator).
 // Prints `RESULT bench PASS|FAIL ...`.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
+import { native } from '../../lib/native';
 import { Trainer } from '../../lib/train/trainer';
 import { arg, describeAddon, numArg, removeTempDir, syntheticDataset, table } from './common';
+
+interface TorchStep { imagesPerSecond: number; stepMs: number; peakGpuMB?: number; lossesFinite?: boolean }
+
+/** One python3 serving pytorch_step.py jobs, a JSON line each way. */
+function plainPyTorch(device: 'cpu' | 'cuda') {
+  // On the CPU, the repo's own libtorch wheel (.libtorch) serves as the Python torch, as in npm run bench;
+  // on a GPU, the python3's own CUDA torch (a CPU wheel first on the path would shadow it).
+  const libtorch = path.join(__dirname, '..', '..', '.libtorch');
+  const env = device === 'cpu' ? { ...process.env, PYTHONPATH: [libtorch, process.env.PYTHONPATH].filter(Boolean).join(':') } : process.env;
+  const proc = spawn('python3', [path.join(__dirname, '..', 'bench', 'pytorch_step.py'), '--lines'], { stdio: ['pipe', 'pipe', 'inherit'], env });
+  const waiting: ((line: string) => void)[] = [];
+  readline.createInterface({ input: proc.stdout }).on('line', (l) => waiting.shift()?.(l));
+  proc.on('exit', (code) => { for (const w of waiting.splice(0)) w(JSON.stringify({ ok: false, error: `python3 exited ${code}` })); });
+  return {
+    call<T>(job: object): Promise<T> {
+      return new Promise<string>((resolve) => {
+        waiting.push(resolve);
+        proc.stdin.write(JSON.stringify(job) + '\n');
+      }).then((line) => {
+        const out = JSON.parse(line) as { ok: boolean; error?: string };
+        if (!out.ok) throw new Error(`pytorch_step.py: ${out.error}`);
+        return out as T;
+      });
+    },
+    close: () => proc.stdin.end(),
+  };
+}
 
 async function main() {
   const addon = describeAddon();
@@ -25,10 +59,14 @@ async function main() {
   const budget = numArg('budget', 240);
   const phases = arg('phases', 'stable,fade').split(',') as ('stable' | 'fade')[];
   const profileDir = arg('profile-dir', '');
+  const jsonOut = arg('json', '');
   if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
+  const torch = process.argv.includes('--torch') ? plainPyTorch(device) : null;
+  const gpuMemory = device === 'cuda' ? (reset = false) => native().cudaMemory(reset) : null;
   const start = Date.now();
   console.log(`addon: ${addon.build} build, torch ${addon.torch}; device ${device}; preset ${preset}${fmapMax ? `, fmapMax ${fmapMax}` : ''}; 4²…${maxRes}²; ` +
     `TF32 override ${process.env.NVIDIA_TF32_OVERRIDE ?? '(unset: cuDNN default, TF32 on)'}`);
+  if (torch) console.log(`plain PyTorch side: ${JSON.stringify(await torch.call({ op: 'info' }))}`);
   const data = syntheticDataset(maxRes, 16, 3, 21);
   const trainer = await Trainer.create({
     data,
@@ -37,7 +75,9 @@ async function main() {
     network: { preset, resolution: maxRes, ...(fmapMax ? { fmapMax } : {}) },
   });
   console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
-  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step']];
+  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step',
+    ...(gpuMemory ? ['peak GPU MB'] : []), ...(torch ? ['torch img/s', 'torch ms/step', 'ours/torch', ...(gpuMemory ? ['torch peak GPU MB'] : [])] : [])]];
+  const records: Record<string, unknown>[] = [];
   let failures = 0;
   let measured = 0;
   for (let res = 4; res <= maxRes; res *= 2) {
@@ -54,12 +94,33 @@ async function main() {
         await trainer.trainPhase({ resolution: res, phase, images: warmup * mb, tickImages: warmup * mb });
         const ws = Number(process.hrtime.bigint() - w0) / 1e9;
         const steps = Math.max(minSteps, Math.min(2000, Math.ceil((seconds * warmup) / Math.max(ws, 1e-3))));
+        gpuMemory?.(true);
         const t0 = process.hrtime.bigint();
         const p = await trainer.trainPhase({ resolution: res, phase, images: steps * mb, tickImages: steps * mb });
         const s = Number(process.hrtime.bigint() - t0) / 1e9;
-        rows.push([`${res}²`, phase, mb, steps, s.toFixed(2), ((steps * mb) / s).toFixed(1), ((1000 * s) / steps).toFixed(1)]);
+        const peakGpuMB = gpuMemory ? gpuMemory().peakAllocatedBytes / 2 ** 20 : undefined;
+        const ours = (steps * mb) / s;
+        const row: (string | number)[] = [`${res}²`, phase, mb, steps, s.toFixed(2), ours.toFixed(1), ((1000 * s) / steps).toFixed(1)];
+        if (peakGpuMB !== undefined) row.push(peakGpuMB.toFixed(0));
+        const record: Record<string, unknown> = { res, phase, minibatch: mb, steps, seconds: s, imagesPerSecond: ours, peakGpuMB };
         if (!Number.isFinite(p.dLoss)) failures++;
         measured++;
+        if (torch) {
+          try {
+            const t = await torch.call<TorchStep>({
+              op: 'step', device, preset, resolution: res, alpha: phase === 'fade' ? 0.5 : 1, batch: mb, steps, warmup,
+              threads: os.availableParallelism(), finalResolution: maxRes, ...(fmapMax ? { fmapMax } : {}),
+            });
+            row.push(t.imagesPerSecond.toFixed(1), t.stepMs.toFixed(1), (ours / t.imagesPerSecond).toFixed(2));
+            if (gpuMemory) row.push(t.peakGpuMB?.toFixed(0) ?? '-');
+            record.torch = t;
+            record.ratio = ours / t.imagesPerSecond;
+          } catch (e) {
+            row.push(`torch FAILED: ${(e as Error).message.split('\n')[0].slice(0, 80)}`);
+          }
+        }
+        rows.push(row);
+        records.push(record);
         if (profileDir && phase === 'stable' && (res === 8 || res === 32)) {
           const trace = path.join(profileDir, `trace-${res}.json`);
           await trainer.trainPhase({ resolution: res, phase, images: 2 * mb, tickImages: 2 * mb, profile: trace });
@@ -72,6 +133,8 @@ async function main() {
       console.log(rows[rows.length - 1].join('  '));
     }
   }
+  torch?.close();
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ addon, device, preset, maxRes, tf32Override: process.env.NVIDIA_TF32_OVERRIDE ?? null, records }, null, 1));
   console.log('\n' + table(rows));
   console.log(`total ${((Date.now() - start) / 1000).toFixed(1)} s`);
   removeTempDir();
