@@ -108,9 +108,20 @@ export interface NativeTrainer {
     skippedG: number;
     lastLod: number;
     phase: { resolution: number; phase: 'stable' | 'fade'; images: number; done: number };
+    cudaGraphs: CudaGraphStats;
   };
   parameters(which: TrainerNetworkName): NamedNativeTensors;
   setParameters(which: TrainerNetworkName, values: NamedNativeTensors): void;
+}
+
+/** How the CUDA graph path has served a trainer's steps (always zeros on the CPU). */
+export interface CudaGraphStats {
+  /** Graphs recorded (one per resolution, minibatch, learning rate and EMA β met in stable phases). */
+  captures: number;
+  /** Steps that ran as a replay. */
+  replays: number;
+  /** Why graphs were turned off for this trainer (a capture failed), else null. */
+  failure: string | null;
 }
 
 export type NetworkName = 'generator' | 'discriminator';

@@ -73,6 +73,12 @@ export const trainingOptionsSchema = z
     threads: z.number().int().min(0).max(1024).optional(),
     /** 'auto': the GPU when this build has CUDA kernels and a GPU is visible, else the CPU. */
     device: z.enum(['auto', 'cpu', 'cuda']).optional(),
+    /**
+     * On a GPU, each stable-phase step after two warm-up steps replays one recorded CUDA graph
+     * instead of launching its ~650 kernels one by one (same kernels, same math). Fading steps and
+     * the CPU always run eagerly.
+     */
+    cudaGraphs: z.boolean().optional(),
   })
   .strict();
 
@@ -101,10 +107,11 @@ export interface TrainingConfig {
   seed: number;
   threads: number;
   device: 'auto' | 'cpu' | 'cuda';
+  cudaGraphs: boolean;
 }
 
 /** Training defaults per preset. paper: official v2, 1 GPU. small: a CPU demo that grows in minutes. */
-const TRAINING_PRESETS: Record<PresetName, Omit<TrainingConfig, 'data' | 'network' | 'seed' | 'threads' | 'device'>> = {
+const TRAINING_PRESETS: Record<PresetName, Omit<TrainingConfig, 'data' | 'network' | 'seed' | 'threads' | 'device' | 'cudaGraphs'>> = {
   paper: {
     schedule: {
       startResolution: 4,
@@ -194,6 +201,7 @@ export function resolveTrainingOptions(input: TrainingOptionsInput): TrainingCon
     seed: o.seed ?? 0,
     threads: o.threads ?? 0,
     device: o.device ?? 'auto',
+    cudaGraphs: o.cudaGraphs ?? true,
   };
 }
 

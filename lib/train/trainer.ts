@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openDataset, type DatasetHeader } from '../dataset';
 import { checkAlpha, checkResolution } from '../options';
-import { native, type NativeTick, type NativeTrainer, type TrainerNetworkName } from '../native';
+import { native, type CudaGraphStats, type NativeTick, type NativeTrainer, type TrainerNetworkName } from '../native';
 import type { NamedTensors } from '../safetensors';
 import { Tensor, assertFinite, fromNative, toNative } from '../tensor';
 import { CheckpointError, proganVersion, readCheckpoint, writeCheckpoint } from './checkpoint';
@@ -50,6 +50,8 @@ export interface TrainerState {
   phase: 'stable' | 'fade';
   skippedD: number;
   skippedG: number;
+  /** CUDA graph use so far (train option `cudaGraphs`). */
+  cudaGraphs: CudaGraphStats;
   /** The last tick's losses, null before the first tick. */
   losses: { d: number; g: number; gradientPenalty: number; drift: number; wasserstein: number } | null;
 }
@@ -111,6 +113,7 @@ export class Trainer {
       phase: point.phase,
       skippedD: s.skippedD,
       skippedG: s.skippedG,
+      cudaGraphs: s.cudaGraphs,
       losses: t ? { d: t.dLoss, g: t.gLoss, gradientPenalty: t.gradientPenalty, drift: t.drift, wasserstein: t.wasserstein } : null,
     };
   }

@@ -181,6 +181,7 @@ TrainingConfig trainingConfigFrom(const Napi::Object& o) {
   c.seed = uint64_t(integerField(o, "seed"));
   c.threads = integerField(o, "threads");
   c.device = stringField(o, "device");
+  c.cudaGraphs = boolField(o, "cudaGraphs");
   const auto ds = o.Get("dataset");
   if (ds.IsObject()) {
     const auto d = ds.As<Napi::Object>();
@@ -349,6 +350,11 @@ Napi::Value TrainerWrap::Status(const Napi::CallbackInfo& info) {
   o.Set("skippedD", Napi::Number::New(env, double(skippedD)));
   o.Set("skippedG", Napi::Number::New(env, double(skippedG)));
   o.Set("lastLod", Napi::Number::New(env, t.lastLod));
+  auto graphs = Napi::Object::New(env);
+  graphs.Set("captures", Napi::Number::New(env, double(t.graphStats.captures)));
+  graphs.Set("replays", Napi::Number::New(env, double(t.graphStats.replays)));
+  graphs.Set("failure", t.graphStats.failure.empty() ? env.Null() : Napi::String::New(env, t.graphStats.failure));
+  o.Set("cudaGraphs", graphs);
   auto ph = Napi::Object::New(env);
   ph.Set("resolution", Napi::Number::New(env, double(t.phase.resolution)));
   ph.Set("phase", t.phase.fade ? "fade" : "stable");

@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
+#include <deque>
+#include <mutex>
 #include <type_traits>
 
 namespace progan {
@@ -115,6 +117,28 @@ at::Tensor shiftedSumMatrix(bool flip, double scale, const at::TensorOptions& op
   return m.to(options);
 }
 
+// shiftedSumMatrix on the weights' device, built once per (flip, scale, dtype, device): a fresh one
+// each call would copy from host memory and wait for the GPU every step, and could not be captured
+// in a CUDA graph.
+const at::Tensor& cachedShiftedSumMatrix(bool flip, double scale, const at::TensorOptions& options) {
+  struct Entry {
+    bool flip;
+    double scale;
+    at::ScalarType dtype;
+    at::Device device;
+    at::Tensor matrix;
+  };
+  static std::mutex mutex;
+  static std::deque<Entry> cache;  // deque: references to entries stay valid as it grows
+  const auto dtype = options.dtype().toScalarType();
+  const auto device = options.device();
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const auto& e : cache)
+    if (e.flip == flip && e.scale == scale && e.dtype == dtype && e.device == device) return e.matrix;
+  cache.push_back({flip, scale, dtype, device, shiftedSumMatrix(flip, scale, options)});
+  return cache.back().matrix;
+}
+
 }  // namespace
 
 at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale) {
@@ -122,7 +146,7 @@ at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale) {
               w.sizes());
   if (w.is_cpu()) return ShiftedSumFunction::apply(w, flip, scale);
   const int64_t o = w.size(0), i = w.size(1);
-  return at::mm(w.reshape({o * i, 9}), shiftedSumMatrix(flip, scale, w.options())).view({o, i, 4, 4});
+  return at::mm(w.reshape({o * i, 9}), cachedShiftedSumMatrix(flip, scale, w.options())).view({o, i, 4, 4});
 }
 
 }  // namespace progan

@@ -150,14 +150,78 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
   StepInputs in = inputs;
   for (auto* t : {&in.reals, &in.realLabels, &in.latentsD, &in.u, &in.latentsG, &in.fakeLabels})
     *t = toDevice(*t);
-  const int64_t res = point.resolution;
-  const double alpha = point.alpha;
   const int64_t n = in.reals.size(0);
   if (std::floor(point.lod) != std::floor(lastLod) || std::ceil(point.lod) != std::ceil(lastLod)) {
     adamG_->reset();
     adamD_->reset();
   }
   lastLod = point.lod;
+  const auto key = graphKeyFor(point, in, capture != nullptr);
+  if (!key) {
+    graph_.reset();  // frees its memory pool; stable steps at this key would record it again
+    graphKey_.reset();
+  }
+  auto stats = key ? graphStep(*key, point, in) : deviceStep(point, in, capture);
+  imagesShown += n;
+  ++steps;
+  return stats;
+}
+
+std::optional<Trainer::GraphKey> Trainer::graphKeyFor(const SchedulePoint& point, const StepInputs& in,
+                                                      bool capturing) const {
+  if (!device_.is_cuda() || !config_.cudaGraphs || !StepGraph::supported() || capturing || point.alpha != 1.0 ||
+      !graphStats.failure.empty())
+    return std::nullopt;
+  const int64_t n = in.reals.size(0);
+  return GraphKey{point.resolution, n, point.learningRate, emaBeta(n), in.realLabels.defined()};
+}
+
+StepStats Trainer::graphStep(const GraphKey& key, const SchedulePoint& point, const StepInputs& in) {
+  // Two eager steps at a new key first: cuDNN's benchmark mode times its algorithms on the first
+  // step's shapes, and everything a step allocates or caches lazily exists before the capture.
+  constexpr int kWarmSteps = 2;
+  const std::vector<at::Tensor> inputs{in.reals, in.realLabels, in.latentsD, in.u, in.latentsG, in.fakeLabels};
+  const StepGraph::Body body = [&](const std::vector<at::Tensor>& t) {
+    return deviceStep(point, StepInputs{t[0], t[1], t[2], t[3], t[4], t[5]}, nullptr).values;
+  };
+  StepStats stats;
+  if (graph_ && graphKey_ == key) {
+    stats.values = graph_->replay(inputs);
+    ++graphStats.replays;
+    return stats;
+  }
+  if (graphKey_ != key) {
+    graph_.reset();
+    graphKey_ = key;
+    graphWarmSteps_ = 0;
+  }
+  if (graphWarmSteps_ < kWarmSteps) {
+    ++graphWarmSteps_;
+    stats.values = StepGraph::runEager(device_, inputs, body);
+    return stats;
+  }
+  try {
+    graph_ = std::make_unique<StepGraph>(inputs, body);
+  } catch (const std::exception& e) {
+    // Capture failed before anything ran: this step and the rest run eagerly.
+    graph_.reset();
+    graphKey_.reset();
+    graphStats.failure = std::string("recording the ") + std::to_string(key.resolution) + "² step failed: " +
+                         (dynamic_cast<const c10::Error*>(&e) ? static_cast<const c10::Error&>(e).what_without_backtrace()
+                                                               : e.what());
+    return deviceStep(point, in, nullptr);
+  }
+  ++graphStats.captures;
+  // Recording ran nothing: the replay is this step.
+  stats.values = graph_->replay(inputs);
+  ++graphStats.replays;
+  return stats;
+}
+
+StepStats Trainer::deviceStep(const SchedulePoint& point, const StepInputs& in, StepGradients* capture) {
+  const int64_t res = point.resolution;
+  const double alpha = point.alpha;
+  const int64_t n = in.reals.size(0);
 
   // Reals fade between levels exactly as the networks do (official process_reals, FadeLOD).
   auto reals = in.reals;
@@ -210,8 +274,6 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
     }
     if (!ema.empty()) at::_foreach_lerp_(ema, current, 1.0 - emaBeta(n));
   }
-  imagesShown += n;
-  ++steps;
   at::NoGradGuard noGrad;
   StepStats stats;
   const auto losses = at::stack({dTerms.loss, gTerms.loss, dTerms.gradientPenalty, dTerms.drift, dTerms.wasserstein,
@@ -277,6 +339,9 @@ void Trainer::importState(const NamedTensors& tensors, const std::map<std::strin
     TORCH_CHECK(it != s.end(), "The checkpoint lacks the value '", name, "'");
     return it->second;
   };
+  // A recorded step bakes in which EMA entries it skips (recordEmaEquality below): record anew.
+  graph_.reset();
+  graphKey_.reset();
   assignParameters(*g_, tensors, "G.");
   assignParameters(*d_, tensors, "D.");
   assignParameters(*gEma_, tensors, "G_ema.");

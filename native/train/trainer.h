@@ -18,6 +18,7 @@
 #include "networks/named_parameters.h"
 #include "train/adam.h"
 #include "train/loss.h"
+#include "train/step_graph.h"
 #include "train/training_config.h"
 
 namespace progan {
@@ -49,6 +50,13 @@ struct StepStats {
 
 struct StepGradients {
   NamedTensors discriminator, generator;
+};
+
+// How the CUDA graph path (train/step_graph.h) has served the steps so far.
+struct GraphStats {
+  int64_t captures = 0;  // graphs recorded
+  int64_t replays = 0;   // steps run as a replay
+  std::string failure;   // why graphs were turned off for this trainer, if a capture failed
 };
 
 // Where a trainPhase() run stands, so a resumed run can continue the phase it was in.
@@ -88,6 +96,7 @@ class Trainer {
   int64_t steps = 0;
   double lastLod = -1.0;  // official prev_lod: Adam resets when floor or ceil of lod changes
   PhaseProgress phase;
+  GraphStats graphStats;
   std::atomic<bool> stopRequested{false};
   std::mutex busy;  // held while a training loop runs; sync calls refuse instead of waiting
 
@@ -97,6 +106,22 @@ class Trainer {
   // CPU tensors (the dataset's batch, the run's random draws) to the training device; on a GPU from
   // pinned memory without waiting, so the host prepares step n+1 while the device runs step n.
   at::Tensor toDevice(const at::Tensor& t) const;
+  // The device work of a step: both updates and the EMA; the host bookkeeping stays in step().
+  StepStats deviceStep(const SchedulePoint& point, const StepInputs& in, StepGradients* capture);
+
+  // A step's work is recorded as a CUDA graph per key: what a replay repeats unchanged. Only
+  // stable-phase steps qualify (α and the real-image fade change every step of a fade).
+  struct GraphKey {
+    int64_t resolution, minibatch;
+    double learningRate, emaBeta;
+    bool labels;
+    bool operator==(const GraphKey&) const = default;
+  };
+  std::optional<GraphKey> graphKeyFor(const SchedulePoint& point, const StepInputs& in, bool capturing) const;
+  StepStats graphStep(const GraphKey& key, const SchedulePoint& point, const StepInputs& in);
+  std::unique_ptr<StepGraph> graph_;
+  std::optional<GraphKey> graphKey_;  // of graph_, or of the warm-up steps before its capture
+  int graphWarmSteps_ = 0;
 
   TrainingConfig config_;
   Generator g_{nullptr}, gEma_{nullptr};

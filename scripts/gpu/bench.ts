@@ -75,7 +75,7 @@ async function main() {
     network: { preset, resolution: maxRes, ...(fmapMax ? { fmapMax } : {}) },
   });
   console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
-  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step',
+  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps',
     ...(gpuMemory ? ['peak GPU MB'] : []), ...(torch ? ['torch img/s', 'torch ms/step', 'ours/torch', ...(gpuMemory ? ['torch peak GPU MB'] : [])] : [])]];
   const records: Record<string, unknown>[] = [];
   let failures = 0;
@@ -95,14 +95,18 @@ async function main() {
         const ws = Number(process.hrtime.bigint() - w0) / 1e9;
         const steps = Math.max(minSteps, Math.min(2000, Math.ceil((seconds * warmup) / Math.max(ws, 1e-3))));
         gpuMemory?.(true);
+        const replays0 = trainer.state.cudaGraphs.replays;
         const t0 = process.hrtime.bigint();
         const p = await trainer.trainPhase({ resolution: res, phase, images: steps * mb, tickImages: steps * mb });
         const s = Number(process.hrtime.bigint() - t0) / 1e9;
         const peakGpuMB = gpuMemory ? gpuMemory().peakAllocatedBytes / 2 ** 20 : undefined;
         const ours = (steps * mb) / s;
-        const row: (string | number)[] = [`${res}²`, phase, mb, steps, s.toFixed(2), ours.toFixed(1), ((1000 * s) / steps).toFixed(1)];
+        const graphs = trainer.state.cudaGraphs;
+        const graphSteps = graphs.replays - replays0;
+        const row: (string | number)[] = [`${res}²`, phase, mb, steps, s.toFixed(2), ours.toFixed(1), ((1000 * s) / steps).toFixed(1), graphSteps];
+        if (graphs.failure) console.log(`CUDA graphs off: ${graphs.failure}`);
         if (peakGpuMB !== undefined) row.push(peakGpuMB.toFixed(0));
-        const record: Record<string, unknown> = { res, phase, minibatch: mb, steps, seconds: s, imagesPerSecond: ours, peakGpuMB };
+        const record: Record<string, unknown> = { res, phase, minibatch: mb, steps, seconds: s, imagesPerSecond: ours, peakGpuMB, graphSteps };
         if (!Number.isFinite(p.dLoss)) failures++;
         measured++;
         if (torch) {

@@ -18,6 +18,12 @@
 //   * fp64: the Trainer has no dtype option and Networks (which has setDtype('float64')) is
 //     CPU-only, so CUDA fp64 parity cannot run through the JS API: reported as NOT RUN (missing
 //     API). The CPU fp64 kernels are checked through Networks (G forwardBackward at α < 1) < 1e-12.
+//   * cuda-graphs: stable-phase training with the step recorded as a CUDA graph and replayed
+//     (option cudaGraphs) vs the same steps run eagerly, from the same seed and data, 10 steps at 8²
+//     and at 32²: every step's losses and the final G, D and G_ema weights. Bound: 10× what a second
+//     eager run differs by (the control: cuDNN's weight-gradient kernels are not bit-reproducible)
+//     and at least 1e-3; a stale input or a missed update differs by O(0.1). The graph trainer must
+//     report 1 capture and 8 replays per resolution (2 eager warm-up steps first), else FAIL.
 // Sizes: batch 1, 3, 4, 5, 7, 8; channels 1 and 3; odd latent and feature-map counts; resolutions
 // 4…32 (kernels only see even power-of-two sizes: the networks never make others).
 // Prints one line `RESULT <check> PASS|FAIL|NOT RUN: <why>` per check (scripts/gpu-smoke collects them).
@@ -174,6 +180,42 @@ function cpuFp64Control(): boolean {
   return pass;
 }
 
+/** cuda-graphs: graph replays vs eager steps (see the header). */
+async function cudaGraphCheck(): Promise<boolean> {
+  const STEPS = 10;
+  const FLOOR = 1e-3;
+  const data = syntheticDataset(32, 64, 3, 9);
+  const rows: (string | number)[][] = [['res', 'losses: graph / control', 'G: graph / control', 'D: graph / control', 'G_ema: graph / control', 'captures', 'replays', 'ok']];
+  let pass = true;
+  for (const res of [8, 32]) {
+    const run = async (cudaGraphs: boolean) => {
+      const tr = await Trainer.create({ data, device: 'cuda', seed: 4, cudaGraphs, network: { preset: 'small', resolution: 32, fmapMax: 32, latentSize: 32 }, schedule: { minibatch: 8 } });
+      const losses: number[] = [];
+      await tr.trainPhase({ resolution: res, phase: 'stable', images: STEPS * 8, tickImages: 8, onProgress: (p) => { if (p.tickSteps > 0) losses.push(p.dLoss, p.gLoss); } });
+      return { losses, g: tr.parameters('generator'), d: tr.parameters('discriminator'), ema: tr.parameters('generatorEma'), graphs: tr.state.cudaGraphs };
+    };
+    const graph = await run(true);
+    const eager = await run(false);
+    const control = await run(false);
+    const lossError = (a: number[], b: number[]) => a.length !== b.length ? Infinity : Math.max(...a.map((x, i) => scalarError(x, b[i], 0.1)));
+    const weightError = (a: NamedTensors, b: NamedTensors) => Math.max(...[...b].map(([k, t]) => (a.has(k) ? relativeError(a.get(k)!, t) : Infinity)));
+    const pairs: [number, number][] = [
+      [lossError(graph.losses, eager.losses), lossError(control.losses, eager.losses)],
+      [weightError(graph.g, eager.g), weightError(control.g, eager.g)],
+      [weightError(graph.d, eager.d), weightError(control.d, eager.d)],
+      [weightError(graph.ema, eager.ema), weightError(control.ema, eager.ema)],
+    ];
+    const used = graph.graphs.captures === 1 && graph.graphs.replays === STEPS - 2 && graph.graphs.failure === null;
+    const ok = used && graph.losses.length === 2 * STEPS && pairs.every(([e, c]) => e <= Math.max(10 * c, FLOOR));
+    pass &&= ok;
+    rows.push([`${res}²`, ...pairs.map(([e, c]) => `${fmt(e)} / ${fmt(c)}`), graph.graphs.captures, graph.graphs.replays,
+      ok ? 'ok' : used ? 'FAIL' : `FAIL (graphs not used${graph.graphs.failure ? `: ${graph.graphs.failure}` : ''})`]);
+  }
+  console.log(`\n== cuda-graphs: ${STEPS} stable steps, graph replays vs eager; bound max(10 × control, ${fmt(FLOOR)})`);
+  console.log(table(rows));
+  return pass;
+}
+
 async function main() {
   const addon = describeAddon();
   const wanted = arg('device', 'auto');
@@ -216,6 +258,7 @@ async function main() {
     results.push(['cuda-kernels-fp32', 'NOT RUN: no GPU']);
     results.push(['cuda-vs-cpu-fp32', 'NOT RUN: no GPU']);
   }
+  results.push(['cuda-graphs', gpu ? ((await cudaGraphCheck()) ? 'PASS' : 'FAIL') : 'NOT RUN: no GPU']);
   results.push(['cuda-fp64', 'NOT RUN: no API (Trainer has no dtype option; Networks with setDtype is CPU-only)']);
   results.push(['cpu-kernels-fp32', report('cpu-kernels (control: cpu/auto vs cpu/reference, fp32)', rows.cpuKernels, SAME_DEVICE) ? 'PASS' : 'FAIL']);
   results.push(['cpu-kernels-fp64', cpuFp64Control() ? 'PASS' : 'FAIL']);
