@@ -5,11 +5,13 @@
 // --warmup steps (cuDNN benchmark mode picks algorithms on new shapes), then a timed phase sized
 // from the warm-up speed to last about --seconds (at least --min-steps steps). A resolution that
 // fails (e.g. out of memory) is logged and the table goes on; --budget seconds bounds the whole run.
-// --profile-dir DIR: after timing 8² and 32² (stable), two more steps each under the torch profiler,
-// written as Chrome traces DIR/trace-<res>.json (CPU ops and, on a GPU, the CUDA kernels).
+// --profile-dir DIR: after timing 8² and 32² (fading: those steps run eagerly, op by op), two more
+// steps each under the torch profiler, written as Chrome traces DIR/trace-<res>-fade.json (CPU ops
+// and, on a GPU, the CUDA kernels).
 // --torch: after each of ours, the same step in plain PyTorch (scripts/bench/pytorch_step.py, the
 // python3 on PATH and its torch; same preset, final resolution, minibatch, phase and step count) and
-// the ratio. --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching allocator).
+// the ratio. --eager-too: stable phases up to 128² also timed on a second trainer with cudaGraphs
+// off (the CUDA graph gain). --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching allocator).
 // Prints `RESULT bench PASS|FAIL ...`.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -74,8 +76,11 @@ async function main() {
     seed: 5,
     network: { preset, resolution: maxRes, ...(fmapMax ? { fmapMax } : {}) },
   });
+  const eager = process.argv.includes('--eager-too')
+    ? await Trainer.create({ data, device, seed: 5, cudaGraphs: false, network: { preset, resolution: maxRes, ...(fmapMax ? { fmapMax } : {}) } })
+    : null;
   console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
-  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps',
+  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps', ...(eager ? ['eager img/s'] : []),
     ...(gpuMemory ? ['peak GPU MB'] : []), ...(torch ? ['torch img/s', 'torch ms/step', 'ours/torch', ...(gpuMemory ? ['torch peak GPU MB'] : [])] : [])]];
   const records: Record<string, unknown>[] = [];
   let failures = 0;
@@ -93,7 +98,12 @@ async function main() {
         const w0 = process.hrtime.bigint();
         await trainer.trainPhase({ resolution: res, phase, images: warmup * mb, tickImages: warmup * mb });
         const ws = Number(process.hrtime.bigint() - w0) / 1e9;
-        const steps = Math.max(minSteps, Math.min(2000, Math.ceil((seconds * warmup) / Math.max(ws, 1e-3))));
+        // The warm-up's speed includes cuDNN's algorithm search and the graph capture: size the timed
+        // run from a second, settled one.
+        const c0 = process.hrtime.bigint();
+        await trainer.trainPhase({ resolution: res, phase, images: warmup * mb, tickImages: warmup * mb });
+        const cs = Math.min(ws, Number(process.hrtime.bigint() - c0) / 1e9);
+        const steps = Math.max(minSteps, Math.min(2000, Math.ceil((seconds * warmup) / Math.max(cs, 1e-3))));
         gpuMemory?.(true);
         const replays0 = trainer.state.cudaGraphs.replays;
         const t0 = process.hrtime.bigint();
@@ -104,9 +114,20 @@ async function main() {
         const graphs = trainer.state.cudaGraphs;
         const graphSteps = graphs.replays - replays0;
         const row: (string | number)[] = [`${res}²`, phase, mb, steps, s.toFixed(2), ours.toFixed(1), ((1000 * s) / steps).toFixed(1), graphSteps];
-        if (graphs.failure) console.log(`CUDA graphs off: ${graphs.failure}`);
-        if (peakGpuMB !== undefined) row.push(peakGpuMB.toFixed(0));
         const record: Record<string, unknown> = { res, phase, minibatch: mb, steps, seconds: s, imagesPerSecond: ours, peakGpuMB, graphSteps };
+        if (graphs.failure) console.log(`CUDA graphs off: ${graphs.failure}`);
+        if (eager) {
+          if (phase === 'stable' && res <= 128) {
+            await eager.trainPhase({ resolution: res, phase, images: warmup * mb, tickImages: warmup * mb });
+            const e0 = process.hrtime.bigint();
+            await eager.trainPhase({ resolution: res, phase, images: steps * mb, tickImages: steps * mb });
+            const eagerImagesPerSecond = (steps * mb) / (Number(process.hrtime.bigint() - e0) / 1e9);
+            row.push(eagerImagesPerSecond.toFixed(1));
+            record.eagerImagesPerSecond = eagerImagesPerSecond;
+          } else row.push('-');
+        }
+        if (peakGpuMB !== undefined) row.push(peakGpuMB.toFixed(0));
+
         if (!Number.isFinite(p.dLoss)) failures++;
         measured++;
         if (torch) {
@@ -125,8 +146,8 @@ async function main() {
         }
         rows.push(row);
         records.push(record);
-        if (profileDir && phase === 'stable' && (res === 8 || res === 32)) {
-          const trace = path.join(profileDir, `trace-${res}.json`);
+        if (profileDir && phase === 'fade' && (res === 8 || res === 32)) {
+          const trace = path.join(profileDir, `trace-${res}-fade.json`);
           await trainer.trainPhase({ resolution: res, phase, images: 2 * mb, tickImages: 2 * mb, profile: trace });
           console.log(`profile of 2 steps at ${res}²: ${trace} (${(fs.statSync(trace).size / 1e6).toFixed(1)} MB)`);
         }
