@@ -139,6 +139,26 @@ test('a NaN learning rate and unknown option keys are named', async (t) => {
   t.regex(nested.message, /fadeKmg/);
 });
 
+test('GPU-only options: a non-boolean cudaGraphs or deterministic is named; on the CPU they change nothing and no graph is recorded', async (t) => {
+  for (const key of ['cudaGraphs', 'deterministic'] as const) {
+    const e = await createError({ ...options(rgb16), [key]: 'yes' } as unknown as TrainingOptionsInput);
+    t.log(e.message);
+    t.regex(e.message, new RegExp(key));
+  }
+  const losses: number[][] = [];
+  for (const extra of [{}, { cudaGraphs: true, deterministic: true }, { cudaGraphs: false }]) {
+    const tr = await Trainer.create({ ...options(rgb16), ...extra, device: 'cpu' });
+    const run: number[] = [];
+    await tr.trainPhase({ resolution: 8, phase: 'stable', images: 32, tickImages: 8, onProgress: (p) => { if (p.tickSteps > 0) run.push(p.dLoss, p.gLoss); } });
+    t.deepEqual(tr.state.cudaGraphs, { captures: 0, replays: 0, failure: null });
+    losses.push(run);
+  }
+  t.log(`losses of 4 steps, default options: ${losses[0].map((x) => x.toFixed(5)).join(' ')}`);
+  t.is(losses[0].length, 8);
+  t.deepEqual(losses[1], losses[0]);
+  t.deepEqual(losses[2], losses[0]);
+});
+
 test('a truncated checkpoint is refused with a clear error and stays untouched', async (t) => {
   const file = copyOf('truncated.safetensors');
   const full = fs.statSync(file).size;

@@ -79,6 +79,12 @@ export const trainingOptionsSchema = z
      * the CPU always run eagerly.
      */
     cudaGraphs: z.boolean().optional(),
+    /**
+     * On a GPU, cuDNN uses only deterministic algorithms (a process-wide libtorch setting, kept once
+     * set), so two runs from one seed give the same weights; some convolutions get slower. The CPU
+     * is deterministic either way.
+     */
+    deterministic: z.boolean().optional(),
   })
   .strict();
 
@@ -108,10 +114,11 @@ export interface TrainingConfig {
   threads: number;
   device: 'auto' | 'cpu' | 'cuda';
   cudaGraphs: boolean;
+  deterministic: boolean;
 }
 
 /** Training defaults per preset. paper: official v2, 1 GPU. small: a CPU demo that grows in minutes. */
-const TRAINING_PRESETS: Record<PresetName, Omit<TrainingConfig, 'data' | 'network' | 'seed' | 'threads' | 'device' | 'cudaGraphs'>> = {
+const TRAINING_PRESETS: Record<PresetName, Omit<TrainingConfig, 'data' | 'network' | 'seed' | 'threads' | 'device' | 'cudaGraphs' | 'deterministic'>> = {
   paper: {
     schedule: {
       startResolution: 4,
@@ -202,6 +209,7 @@ export function resolveTrainingOptions(input: TrainingOptionsInput): TrainingCon
     threads: o.threads ?? 0,
     device: o.device ?? 'auto',
     cudaGraphs: o.cudaGraphs ?? true,
+    deterministic: o.deterministic ?? false,
   };
 }
 

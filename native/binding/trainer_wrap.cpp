@@ -182,6 +182,7 @@ TrainingConfig trainingConfigFrom(const Napi::Object& o) {
   c.threads = integerField(o, "threads");
   c.device = stringField(o, "device");
   c.cudaGraphs = boolField(o, "cudaGraphs");
+  c.deterministic = boolField(o, "deterministic");
   const auto ds = o.Get("dataset");
   if (ds.IsObject()) {
     const auto d = ds.As<Napi::Object>();

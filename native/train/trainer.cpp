@@ -54,6 +54,8 @@ Trainer::Trainer(const TrainingConfig& config)
   if (device_.is_cuda()) {
     // Conv algorithms are picked by measurement once per shape; shapes repeat every step.
     at::globalContext().setBenchmarkCuDNN(true);
+    // Benchmark mode then times only the deterministic algorithms.
+    if (config.deterministic) at::globalContext().setDeterministicCuDNN(true);
     g_->to(device_);
     d_->to(device_);
     gEma_->to(device_);
@@ -67,6 +69,7 @@ Trainer::Trainer(const TrainingConfig& config)
   adamG_ = std::make_unique<Adam>(gParams_, config.adam);
   adamD_ = std::make_unique<Adam>(dParams_, config.adam);
   skipCounts_ = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
+  emaWeight_ = at::zeros({}, gParams_.front().options().requires_grad(false));
   if (!config.dataset.path.empty()) {
     dataset_ = std::make_unique<DatasetFile>(config.dataset);
     sampler_ = std::make_unique<Sampler>(config.dataset.count, config.seed ^ 0x9E3779B97F4A7C15ull);
@@ -156,6 +159,8 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
     adamD_->reset();
   }
   lastLod = point.lod;
+  // Outside any recorded step: a fill takes β as a kernel argument, read anew every step.
+  if (device_.is_cuda()) emaWeight_.fill_(1.0 - emaBeta(n));
   const auto key = graphKeyFor(point, in, capture != nullptr);
   if (!key) {
     graph_.reset();  // frees its memory pool; stable steps at this key would record it again
@@ -173,7 +178,7 @@ std::optional<Trainer::GraphKey> Trainer::graphKeyFor(const SchedulePoint& point
       !graphStats.failure.empty())
     return std::nullopt;
   const int64_t n = in.reals.size(0);
-  return GraphKey{point.resolution, n, point.learningRate, emaBeta(n), in.realLabels.defined()};
+  return GraphKey{point.resolution, n, point.learningRate, in.realLabels.defined()};
 }
 
 StepStats Trainer::graphStep(const GraphKey& key, const SchedulePoint& point, const StepInputs& in) {
@@ -272,7 +277,17 @@ StepStats Trainer::deviceStep(const SchedulePoint& point, const StepInputs& in, 
       ema.push_back(gEmaParams_[i]);
       current.push_back(gParams_[i]);
     }
-    if (!ema.empty()) at::_foreach_lerp_(ema, current, 1.0 - emaBeta(n));
+    if (!ema.empty()) {
+      if (device_.is_cuda()) {
+        // The weight 1 − β from the device (emaWeight_, set in step()), so a recorded CUDA graph
+        // follows β's ramp-up; a + w·(b − a) is what lerp computes for w < 0.5.
+        auto delta = at::_foreach_sub(current, ema);
+        at::_foreach_mul_(delta, emaWeight_);
+        at::_foreach_add_(ema, delta);
+      } else {
+        at::_foreach_lerp_(ema, current, 1.0 - emaBeta(n));
+      }
+    }
   }
   at::NoGradGuard noGrad;
   StepStats stats;

@@ -109,11 +109,12 @@ class Trainer {
   // The device work of a step: both updates and the EMA; the host bookkeeping stays in step().
   StepStats deviceStep(const SchedulePoint& point, const StepInputs& in, StepGradients* capture);
 
-  // A step's work is recorded as a CUDA graph per key: what a replay repeats unchanged. Only
-  // stable-phase steps qualify (α and the real-image fade change every step of a fade).
+  // A step's work is recorded as a CUDA graph per key: what a replay repeats unchanged (the EMA's
+  // β is read from the device, so its ramp-up needs no new graph). Only stable-phase steps qualify
+  // (α and the real-image fade change every step of a fade).
   struct GraphKey {
     int64_t resolution, minibatch;
-    double learningRate, emaBeta;
+    double learningRate;
     bool labels;
     bool operator==(const GraphKey&) const = default;
   };
@@ -141,6 +142,7 @@ class Trainer {
   at::Generator rng_;
   at::Device device_{at::kCPU};
   at::Tensor skipCounts_;  // float64 [2] on the device: D, G
+  at::Tensor emaWeight_;   // 1 − β of the current step, on the device (read there on a GPU)
   std::unique_ptr<DatasetFile> dataset_;
   std::unique_ptr<Sampler> sampler_;
 };

@@ -51,6 +51,7 @@ struct TrainingConfig {
   int64_t threads = 0;  // intra-op threads of its work on the compute thread; 0: the process default
   std::string device = "cpu";  // "cpu" or "cuda" (resolved in TypeScript: 'auto' picks cuda when visible)
   bool cudaGraphs = true;       // on a GPU, stable-phase steps replay a recorded CUDA graph
+  bool deterministic = false;   // on a GPU, only deterministic cuDNN algorithms (process-wide)
   DatasetConfig dataset;
 };
 
