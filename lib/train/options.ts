@@ -70,6 +70,7 @@ export const trainingOptionsSchema = z
       .optional(),
     mirror: z.boolean().optional(),
     seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    /** Intra-op threads of the training work; 0 (default): OMP_NUM_THREADS, else one per CPU this process may use. */
     threads: z.number().int().min(0).max(1024).optional(),
     /** 'auto': the GPU when this build has CUDA kernels and a GPU is visible, else the CPU. */
     device: z.enum(['auto', 'cpu', 'cuda']).optional(),

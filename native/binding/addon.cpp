@@ -30,7 +30,8 @@ namespace {
 Napi::Value Versions(const Napi::CallbackInfo& info) {
   auto out = Napi::Object::New(info.Env());
   out.Set("torch", PROGAN_TORCH_VERSION);
-  out.Set("threads", Napi::Number::New(info.Env(), at::get_num_threads()));
+  // The compute thread's default intra-op count (this calling thread is kept at 1).
+  out.Set("threads", Napi::Number::New(info.Env(), defaultComputeThreads()));
   out.Set("parallel", at::get_parallel_info());
 #ifdef PROGAN_WITH_CUDA
   out.Set("build", "cuda");
