@@ -155,8 +155,14 @@ test('GPU-only options: a non-boolean cudaGraphs or deterministic is named; on t
   }
   t.log(`losses of 4 steps, default options: ${losses[0].map((x) => x.toFixed(5)).join(' ')}`);
   t.is(losses[0].length, 8);
-  t.deepEqual(losses[1], losses[0]);
-  t.deepEqual(losses[2], losses[0]);
+  // Same math; two CPU threads may round a reduction differently from one trainer to the next
+  // (seen: 4e-8 on a gLoss of 0.008), so: |a − b| ≤ 1e-5 · max(|b|, 1).
+  for (const other of [losses[1], losses[2]]) {
+    t.is(other.length, 8);
+    const worst = Math.max(...other.map((x, i) => Math.abs(x - losses[0][i]) / Math.max(Math.abs(losses[0][i]), 1)));
+    t.log(`worst loss difference to the default options: ${worst.toExponential(2)} (bound 1e-5)`);
+    t.true(worst <= 1e-5);
+  }
 });
 
 test('a truncated checkpoint is refused with a clear error and stays untouched', async (t) => {
