@@ -121,10 +121,10 @@ void runOnComputeThread(const std::function<void()>& job, int threads) {
 void setComputeThreads(int threads) { requestedThreads.store(threads); }
 
 void keepCallerSingleThreaded() {
-  int expected = 0;
   // OpenMP's own default (OMP_NUM_THREADS, else the CPUs this process may run on), what an
   // unconfigured PyTorch script gets; ATen's intraop_default_num_threads() read 1 here on a 2-core VM.
-  defaultThreads.compare_exchange_strong(expected, omp_get_max_threads());
+  int unset = 0;
+  defaultThreads.compare_exchange_strong(unset, omp_get_max_threads());
   singleThreadedHere();
 }
 

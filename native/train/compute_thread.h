@@ -31,7 +31,7 @@ void setComputeThreads(int threads);
 // One intra-op thread (OpenMP and MKL) for the calling thread from now on.
 void keepCallerSingleThreaded();
 
-// The intra-op threads a job gets when neither it nor setComputeThreads asks for a count: ATen's
+// The intra-op threads a job gets when neither it nor setComputeThreads asks for a count: OpenMP's
 // default as read when the module loaded (0 before keepCallerSingleThreaded ran).
 int defaultComputeThreads();
 
