@@ -25,6 +25,13 @@ std::atomic<int> requestedThreads{0};
 // idle (small-preset 8² steps 72–89 ms instead of 50–60 ms with 2 threads).
 std::atomic<int> defaultThreads{0};
 
+// The intra-op threads of a job that asks for `threads` (0: setComputeThreads' count, else the default).
+int threadsFor(int threads) {
+  int want = threads > 0 ? threads : requestedThreads.load();
+  if (want <= 0) want = defaultThreads.load() > 0 ? defaultThreads.load() : at::intraop_default_num_threads();
+  return want;
+}
+
 class ComputeThread {
  public:
   ComputeThread() : thread_([this] { loop(); }) { thread_.detach(); }
@@ -52,11 +59,10 @@ class ComputeThread {
     for (;;) {
       wake_.wait(lock, [&] { return job_ != nullptr && !done_; });
       const auto* job = job_;
-      int want = threads_ > 0 ? threads_ : requestedThreads.load();
+      const int want = threadsFor(threads_);
       lock.unlock();
       std::exception_ptr error;
       try {
-        if (want <= 0) want = defaultThreads.load() > 0 ? defaultThreads.load() : at::intraop_default_num_threads();
         if (want != applied) {  // the count is this thread's own OpenMP setting
           at::set_num_threads(want);
           applied = want;
@@ -87,24 +93,24 @@ ComputeThread& computeThread() {
   return *thread;
 }
 
-// One intra-op thread (OpenMP and MKL) on the calling thread; returns the previous counts.
-std::pair<int, int> singleThreadedHere() {
+// `n` intra-op threads (OpenMP and MKL) on the calling thread; returns the previous counts.
+std::pair<int, int> threadsHere(int n) {
   at::get_num_threads();  // ATen's own per-thread setup first, so that it does not undo the lines below
   const int omp = omp_get_max_threads();
-  omp_set_num_threads(1);
-  return {omp, MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0};
+  omp_set_num_threads(n);
+  return {omp, MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(n) : 0};
 }
 
-// One intra-op thread on this thread while it lives.
-class SingleThreaded {
+// `n` intra-op threads on this thread while it lives.
+class ThreadsHere {
  public:
-  SingleThreaded() : saved_(singleThreadedHere()) {}
-  ~SingleThreaded() {
+  explicit ThreadsHere(int n) : saved_(threadsHere(n)) {}
+  ~ThreadsHere() {
     omp_set_num_threads(saved_.first);
     if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(saved_.second);
   }
-  SingleThreaded(const SingleThreaded&) = delete;
-  SingleThreaded& operator=(const SingleThreaded&) = delete;
+  ThreadsHere(const ThreadsHere&) = delete;
+  ThreadsHere& operator=(const ThreadsHere&) = delete;
 
  private:
   std::pair<int, int> saved_;
@@ -114,7 +120,10 @@ class SingleThreaded {
 
 void runOnComputeThread(const std::function<void()>& job, int threads) {
   if (computeThread().tryRun(job, threads)) return;
-  SingleThreaded single;
+  // The same thread count as on the compute thread, though two teams then share the cores: oneDNN
+  // and ATen split their work by the thread count, so a loop that landed here with fewer threads
+  // would round differently (a resumed run stopped matching the straight one bit for bit).
+  ThreadsHere same(threadsFor(threads));
   job();
 }
 
@@ -125,7 +134,7 @@ void keepCallerSingleThreaded() {
   // unconfigured PyTorch script gets; ATen's intraop_default_num_threads() read 1 here on a 2-core VM.
   int unset = 0;
   defaultThreads.compare_exchange_strong(unset, omp_get_max_threads());
-  singleThreadedHere();
+  threadsHere(1);
 }
 
 int defaultComputeThreads() { return defaultThreads.load(); }

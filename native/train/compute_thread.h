@@ -12,8 +12,7 @@
 // 8² 64–66 ms).
 //
 // The calling threads themselves keep one intra-op thread (keepCallerSingleThreaded), so work they
-// still do (conversions, checkpoint copies, a call made while the compute thread is busy) opens no
-// team of its own.
+// still do (conversions, checkpoint copies) opens no team of its own.
 #pragma once
 #include <functional>
 
@@ -21,8 +20,9 @@ namespace progan {
 
 // Runs `job` on the compute thread with `threads` intra-op threads (0: the process default below)
 // and returns when it is done, rethrowing what it threw. While the compute thread runs another job
-// (a second trainer's loop), `job` runs on the calling thread instead, single-threaded there: a call
-// never waits for another trainer's run to end.
+// (a second trainer's loop), `job` runs on the calling thread instead, with the same thread count (a
+// team of its own: results must not depend on where a job ran): a call never waits for another
+// trainer's run to end.
 void runOnComputeThread(const std::function<void()>& job, int threads = 0);
 
 // The intra-op thread count of jobs that ask for none (0: libtorch's default, one per core).
