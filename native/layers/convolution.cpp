@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
+
 #include "layers/winograd.h"
 
 namespace progan {
@@ -18,11 +20,29 @@ bool takesWinograd(const ConvGeometry& g, const at::Tensor& x, const at::Tensor&
          g.padding == std::vector<int64_t>{1, 1} && winogradFits(x, w);
 }
 
+// A transposed convolution on the CPU, run as the ordinary convolution it is the adjoint of: its
+// output is that convolution's input gradient for the same weight, its input gradient is that
+// convolution, and its weight gradient is that convolution's weight gradient with the roles of
+// input and output gradient swapped. ATen's CPU backend selection sends transposed convolutions to
+// its im2col fallback (slow_conv_transpose2d); these three are oneDNN's kernels.
+bool asOrdinary(const ConvGeometry& g, const at::Tensor& x) {
+  return g.transposed && x.is_cpu() && std::all_of(g.outputPadding.begin(), g.outputPadding.end(), [](int64_t p) { return p == 0; });
+}
+
+const std::vector<int64_t> kNoOutputPadding{0, 0};
+
 // The three kernels, without autograd. `like` tensors only lend their shape.
 at::Tensor forwardKernel(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
                          const ConvGeometry& g) {
   if (takesWinograd(g, x, w)) {
     auto y = winogradConvolution(x, w);
+    return b ? y.add_(b->view({1, -1, 1, 1})) : y;
+  }
+  if (asOrdinary(g, x)) {
+    std::vector<int64_t> shape{x.size(0), w.size(1)};
+    for (int d = 0; d < 2; ++d) shape.push_back((x.size(2 + d) - 1) * g.stride[d] - 2 * g.padding[d] + w.size(2 + d));
+    auto y = std::get<0>(at::convolution_backward(x, at::empty(shape, x.options()), w, std::nullopt, g.stride, g.padding,
+                                                  {1, 1}, false, kNoOutputPadding, 1, {true, false, false}));
     return b ? y.add_(b->view({1, -1, 1, 1})) : y;
   }
   return at::convolution(x, w, b, g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1);
@@ -31,6 +51,7 @@ at::Tensor forwardKernel(const at::Tensor& x, const at::Tensor& w, const std::op
 at::Tensor inputGradKernel(const at::Tensor& gradOut, const at::Tensor& w, const at::Tensor& xLike,
                            const ConvGeometry& g) {
   if (takesWinograd(g, xLike, w)) return winogradInputGrad(gradOut, w);
+  if (asOrdinary(g, xLike)) return at::convolution(gradOut, w, std::nullopt, g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1);
   return std::get<0>(at::convolution_backward(gradOut, xLike, w, std::nullopt, g.stride, g.padding, {1, 1},
                                               g.transposed, g.outputPadding, 1, {true, false, false}));
 }
@@ -38,6 +59,9 @@ at::Tensor inputGradKernel(const at::Tensor& gradOut, const at::Tensor& w, const
 at::Tensor weightGradKernel(const at::Tensor& x, const at::Tensor& gradOut, const at::Tensor& wLike,
                             const ConvGeometry& g) {
   if (takesWinograd(g, x, wLike)) return winogradWeightGrad(x, gradOut);
+  if (asOrdinary(g, x))
+    return std::get<1>(at::convolution_backward(x, gradOut, wLike, std::nullopt, g.stride, g.padding, {1, 1}, false,
+                                                kNoOutputPadding, 1, {false, true, false}));
   return std::get<1>(at::convolution_backward(gradOut, x, wLike, std::nullopt, g.stride, g.padding, {1, 1},
                                               g.transposed, g.outputPadding, 1, {false, true, false}));
 }
@@ -112,10 +136,10 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
   if (!gradOut.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const auto g = loadGeometry(ctx);
   const bool withBias = ctx->saved_data["bias"].toBool();
-  if (!torch::autograd::GradMode::is_enabled() && !takesWinograd(g, x, w)) {
+  if (!torch::autograd::GradMode::is_enabled() && !takesWinograd(g, x, w) && !asOrdinary(g, x)) {
     // A backward that will not be differentiated (the last one of a step): one ATen call computes
     // the input, weight and bias gradients (oneDNN sums the bias gradient inside its weight kernel).
-    // Winograd's kernels are separate calls, taken below.
+    // Winograd's kernels and the transposed ones run as ordinary convolutions are separate calls, taken below.
     const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), withBias && ctx->needs_input_grad(2)};
     const std::vector<int64_t> biasSizes{gradOut.size(1)};
     auto [gx, gw, gb] = at::convolution_backward(gradOut, x, w, mask[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt,
