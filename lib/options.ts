@@ -150,8 +150,13 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, wha
       return `Unknown option${keys.length > 1 ? 's' : ''} in ${what}: ${keys.join(', ')}`;
     }
     if (issue.message.startsWith('Expected')) return issue.message;
-    const received = 'input' in issue ? ` but received ${String((issue as { input?: unknown }).input)}` : '';
-    return `Invalid value for ${where}: ${issue.message}${received}`;
+    // The offending value, found by the issue's path in the input (zod leaves it out of the issue).
+    const value = issue.path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), input);
+    const shown = typeof value === 'number' || typeof value === 'bigint' ? String(value) : (JSON.stringify(value) ?? String(value));
+    const received = value !== undefined ? ` but received ${shown}` : '';
+    // zod's "expected boolean, received string" gives way to the value itself.
+    const message = received ? issue.message.replace(/, received \w+$/, '') : issue.message;
+    return `Invalid value for ${where}: ${message}${received}`;
   });
   throw new TypeError(`Invalid ${what}:\n  ${lines.join('\n  ')}`);
 }

@@ -105,7 +105,7 @@ test('bad phase lengths are refused before any training', async (t) => {
     const err = await createError(options(rgb16, { schedule: { [key]: value } }));
     t.log(`schedule.${key} ${value}: ${err?.message}`);
     t.regex(err!.message, new RegExp(`schedule\\.${key}`));
-    t.regex(err!.message, Number.isNaN(value) ? /expected number, received NaN/ : /finite number ≥ 0/);
+    t.regex(err!.message, Number.isNaN(value) ? /expected number but received NaN/ : /finite number ≥ 0/);
   }
   const e = await t.throwsAsync(trainer.trainPhase({ resolution: 8, phase: 'stable', images: 8, tickImages: -1 }));
   t.regex(e!.message, /tickImages/);
@@ -240,6 +240,21 @@ test('`progan train` with a missing dataset exits 1 with a clear message', (t) =
   t.regex(r.stderr, /missing\.pgds does not exist/);
   t.notRegex(r.stderr, /\n\s+at /);
   t.false(fs.existsSync(out), 'no run folder is left behind');
+});
+
+test('`progan train --device cuda` on a build or machine without CUDA exits 1 naming the way out; a bad --device is named', async (t) => {
+  const data = await dataset('cli-device', 3, 8);
+  const out = path.join(dir, 'run-cuda');
+  const r = cli(['train', '--data', data, '--out', out, '--device', 'cuda', '--no-cuda-graphs', '--deterministic', '--total-kimg', '0.016']);
+  t.log(`via ${r.via}: exit ${r.status}; stderr: ${r.stderr.trim()}`);
+  t.is(r.status, 1);
+  t.regex(r.stderr, /device cuda was asked for but (this progan build has no CUDA kernels: run `npm run build:cuda`|no GPU is visible)/);
+  t.notRegex(r.stderr, /\n\s+at /);
+  const bad = cli(['train', '--data', data, '--out', path.join(dir, 'run-tpu'), '--device', 'tpu']);
+  t.log(`--device tpu: exit ${bad.status}; stderr: ${bad.stderr.trim()}`);
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /device/);
+  t.regex(bad.stderr, /tpu/);
 });
 
 test('a failing save leaves the previous checkpoint of a run folder intact', async (t) => {

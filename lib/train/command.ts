@@ -77,6 +77,9 @@ function trainingOptionsFrom(o: Record<string, unknown>): TrainingOptionsInput {
   if (o.seed !== undefined) out.seed = o.seed as number;
   if (o.mirror) out.mirror = true;
   if (o.threads !== undefined) out.threads = o.threads as number;
+  if (o.device !== undefined) out.device = o.device as 'auto';  // zod names a bad value
+  if (o.cudaGraphs === false) out.cudaGraphs = false;
+  if (o.deterministic) out.deterministic = true;
   if (o.gpScale !== undefined) out.loss = { gradientPenaltyScale: o.gpScale as 'official' | 'native' };
   if (o.emaHalfLifeKimg !== undefined) out.ema = { halfLifeKimg: o.emaHalfLifeKimg as number };
   return out;
@@ -101,6 +104,9 @@ function addTrainingFlags(c: Command): Command {
     .option('--mirror', 'random horizontal flips')
     .option('--seed <n>', 'random seed', integerFlag('--seed'))
     .option('--threads <n>', 'CPU threads for libtorch (default: all cores)', integerFlag('--threads'))
+    .option('--device <d>', 'auto | cpu | cuda (auto: the GPU when this build has CUDA kernels and one is visible)')
+    .option('--no-cuda-graphs', 'on a GPU, launch every stable-phase step op by op instead of replaying a recorded CUDA graph')
+    .option('--deterministic', 'on a GPU, deterministic cuDNN algorithms only (reproducible, sometimes slower)')
     .option('--precision <p>', 'float32 | bfloat16 (bfloat16 multiplies in convs and dense layers; the rest float32)')
     .option('--tick-kimg <x>', 'thousand images per tick (log line, sample grid)', numberFlag('--tick-kimg'))
     .option('--checkpoint-ticks <n>', 'checkpoint every N ticks', integerFlag('--checkpoint-ticks'))
