@@ -2,11 +2,10 @@
 // (scripts/bench/pytorch_step.py, same torch wheel), on the same machine, interleaved, as ratios.
 // Flags: --quick | --resolutions 4,8,16 | --presets small,paper | --steps N | --rounds N | --profile
 //        --no-variants (only our default build vs torch) | --threads N | --out FILE
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { DatasetWriter } from '../../lib/dataset/format';
 import { native } from '../../lib/native';
 import { featureMaps } from '../../lib/options';
@@ -15,8 +14,8 @@ import { featureMaps } from '../../lib/options';
 type PresetName = 'paper' | 'small';
 import { Trainer } from '../../lib/train/trainer';
 import { peakRssMB } from './memory';
+import { PyTorchChild, withRepoTorch } from './pytorch_child';
 
-const repoRoot = path.resolve(__dirname, '..', '..');
 const FINAL = 64;
 const BATCH = 16;
 
@@ -130,40 +129,6 @@ function winogradNever() {
   return false;
 }
 
-// ---------------------------------------------------------------- PyTorch child
-class Python {
-  private proc: ChildProcessWithoutNullStreams;
-  private waiting: ((line: string) => void)[] = [];
-  private lines: string[] = [];
-  stderr = '';
-
-  constructor(env: NodeJS.ProcessEnv) {
-    this.proc = spawn('python3', [path.join(__dirname, 'pytorch_step.py'), '--lines'], {
-      env: { ...env, PYTHONPATH: path.join(repoRoot, '.libtorch') },
-    });
-    this.proc.stderr.on('data', (d) => (this.stderr = (this.stderr + String(d)).slice(-4000)));
-    readline.createInterface({ input: this.proc.stdout }).on('line', (l) => {
-      const w = this.waiting.shift();
-      if (w) w(l);
-      else this.lines.push(l);
-    });
-    this.proc.on('exit', (code) => {
-      for (const w of this.waiting.splice(0)) w(JSON.stringify({ ok: false, error: `python exited ${code}: ${this.stderr}` }));
-    });
-  }
-
-  async call<T = Record<string, unknown>>(job: object): Promise<T> {
-    this.proc.stdin.write(JSON.stringify(job) + '\n');
-    const line = this.lines.shift() ?? (await new Promise<string>((r) => this.waiting.push(r)));
-    const out = JSON.parse(line) as { ok: boolean; error?: string };
-    if (!out.ok) throw new Error(`pytorch_step.py: ${out.error}`);
-    return out as T;
-  }
-
-  close() {
-    this.proc.stdin.end();
-  }
-}
 
 /** Torch under libgomp's defaults, under OMP_WAIT_POLICY=PASSIVE, or under the user's own OpenMP settings. */
 type TorchPolicy = 'default' | 'passive' | 'user';
@@ -241,7 +206,7 @@ async function runOurs(t: Trainer, res: number, fade: boolean, steps: number) {
 }
 
 /** Our step's op mix: a profiled trainPhase (Chrome trace), summarised by the same rules as torch's. */
-async function ourOpMix(py: Python, t: Trainer, res: number, steps: number) {
+async function ourOpMix(py: PyTorchChild, t: Trainer, res: number, steps: number) {
   await t.trainPhase({ resolution: res, phase: 'stable', images: BATCH, tickImages: BATCH }); // warm-up step
   const trace = path.join(os.tmpdir(), `progan-bench-trace-${process.pid}.json`);
   try {
@@ -295,7 +260,7 @@ async function main() {
   const torchEnv: Record<TorchPolicy, NodeJS.ProcessEnv> = {
     default: withoutOmpWait(process.env), passive: { ...withoutOmpWait(process.env), OMP_WAIT_POLICY: 'PASSIVE' }, user: process.env,
   };
-  const torchProcess = Object.fromEntries(torchPolicies.map((p) => [p, new Python(torchEnv[p])])) as Partial<Record<TorchPolicy, Python>>;
+  const torchProcess = Object.fromEntries(torchPolicies.map((p) => [p, new PyTorchChild(withRepoTorch(torchEnv[p]))])) as Partial<Record<TorchPolicy, PyTorchChild>>;
   const py = torchProcess[torchPolicies[0]]!; // profiles, ceilings, bookkeeping
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'progan-bench-'));
   const started = Date.now();
@@ -382,7 +347,7 @@ async function main() {
     for (const preset of a.presets) {
       const res = Math.max(...configs.filter((c) => c.preset === preset).map((c) => c.res));
       if (!Number.isFinite(res)) continue;
-      const env = { ...process.env, PYTHONPATH: path.join(repoRoot, '.libtorch') };
+      const env = withRepoTorch(process.env);
       const o = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'rss_child.ts'), data, preset, String(res), String(a.threads)], { env, encoding: 'utf8' });
       const job = JSON.stringify({ op: 'step', preset, resolution: res, alpha: 0.5, batch: BATCH, steps: 1, warmup: 1, threads: a.threads, finalResolution: FINAL });
       const p = spawnSync('python3', [path.join(__dirname, 'pytorch_step.py'), '--lines'], { env, input: job + '\n', encoding: 'utf8' });

@@ -13,40 +13,20 @@
 // the ratio. --eager-too: stable phases up to 128² also timed on a second trainer with cudaGraphs
 // off (the CUDA graph gain). --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching allocator).
 // Prints `RESULT bench PASS|FAIL ...`.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { native } from '../../lib/native';
 import { Trainer } from '../../lib/train/trainer';
+import { PyTorchChild, withRepoTorch } from '../bench/pytorch_child';
 import { arg, describeAddon, numArg, removeTempDir, syntheticDataset, table } from './common';
 
 interface TorchStep { imagesPerSecond: number; stepMs: number; peakGpuMB?: number; lossesFinite?: boolean }
 
-/** One python3 serving pytorch_step.py jobs, a JSON line each way. */
-function plainPyTorch(device: 'cpu' | 'cuda') {
-  // On the CPU, the repo's own libtorch wheel (.libtorch) serves as the Python torch, as in npm run bench;
-  // on a GPU, the python3's own CUDA torch (a CPU wheel first on the path would shadow it).
-  const libtorch = path.join(__dirname, '..', '..', '.libtorch');
-  const env = device === 'cpu' ? { ...process.env, PYTHONPATH: [libtorch, process.env.PYTHONPATH].filter(Boolean).join(':') } : process.env;
-  const proc = spawn('python3', [path.join(__dirname, '..', 'bench', 'pytorch_step.py'), '--lines'], { stdio: ['pipe', 'pipe', 'inherit'], env });
-  const waiting: ((line: string) => void)[] = [];
-  readline.createInterface({ input: proc.stdout }).on('line', (l) => waiting.shift()?.(l));
-  proc.on('exit', (code) => { for (const w of waiting.splice(0)) w(JSON.stringify({ ok: false, error: `python3 exited ${code}` })); });
-  return {
-    call<T>(job: object): Promise<T> {
-      return new Promise<string>((resolve) => {
-        waiting.push(resolve);
-        proc.stdin.write(JSON.stringify(job) + '\n');
-      }).then((line) => {
-        const out = JSON.parse(line) as { ok: boolean; error?: string };
-        if (!out.ok) throw new Error(`pytorch_step.py: ${out.error}`);
-        return out as T;
-      });
-    },
-    close: () => proc.stdin.end(),
-  };
+/** Plain PyTorch: on the CPU the repo's libtorch wheel, as in npm run bench; on a GPU python3's own
+ * CUDA torch (a CPU wheel first on the path would shadow it). */
+function plainPyTorch(device: 'cpu' | 'cuda'): PyTorchChild {
+  return new PyTorchChild(device === 'cpu' ? withRepoTorch(process.env) : process.env);
 }
 
 async function main() {
