@@ -26,16 +26,22 @@ export interface NativeAddon {
     directions: NativeTensor[];
     gradOutput: NativeTensor;
     alpha?: number;
+    /** `upsampleLerp`, `fadeReals`: α as a 0-dim tensor (how a recorded CUDA graph step passes it). */
+    alphaOnDevice?: boolean;
     lambda?: number;
     gamma?: number;
     k?: number;
     stride?: number;
     padding?: number;
     transposed?: boolean;
+    /** `convolution`: every kernel takes its tensors channels-last (NHWC). */
+    channelsLast?: boolean;
     group?: number;
     parts?: number;
   }): {
     output: NativeTensor;
+    /** The output is a 4-D tensor laid out channels-last (NHWC) in memory (and not also NCHW-contiguous). */
+    outputChannelsLast: boolean;
     gradients: NativeTensor[];
     gradientsNoGraph: NativeTensor[];
     gradOutputSecond: NativeTensor;

@@ -1,5 +1,5 @@
-// Training with every fast path on (fused-scale convolutions, Winograd 3×3 convolutions, fused fade-in
-// and gradient-penalty kernels) matches training with all of them off: same seed, same data order, 50 steps across a
+// Training with every fast path on (fused-scale convolutions, Winograd 3×3 convolutions, channels-last
+// layout, fused fade-in and gradient-penalty kernels) matches training with all of them off: same seed, same data order, 50 steps across a
 // fade-in. Both compute the same function; only float32 rounding differs, so the losses agree closely
 // at first and may drift apart slowly as Adam amplifies rounding at leaky-ReLU kinks.
 import test from 'ava';
@@ -33,7 +33,7 @@ test('50 steps across a fade: fast paths on and off give the same losses', async
   const run = async (fast: boolean, nudge = false) => {
     const trainer = await Trainer.create({
       data,
-      network: { preset: 'small', resolution: 32, fmapMax: 32, latentSize: 32, fusedScale: fast, winograd: fast, impl: fast ? 'auto' : 'reference' },
+      network: { preset: 'small', resolution: 32, fmapMax: 32, latentSize: 32, fusedScale: fast, winograd: fast, channelsLast: fast, impl: fast ? 'auto' : 'reference' },
       schedule: { startResolution: 16, stableKimg: 0.2, fadeKimg: 0.2, minibatch: 8, learningRate: LEARNING_RATE },
       mirror: true,
       seed: 11,

@@ -36,6 +36,8 @@ const CONFIGS = {
   // Winograd forced on at 64 channels (float32 and float64), fused-scale forced off so that the
   // up/down layers take it too
   winograd: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, fusedScale: false, winograd: true },
+  // every convolution channels-last (NHWC; 'auto' takes it on CUDA only), fused-scale from 8² up
+  channelsLast: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, channelsLast: true },
 } as const;
 type ConfigName = keyof typeof CONFIGS;
 
@@ -65,6 +67,7 @@ function cases(): Case[] {
     add('fused', 'float32', r, a, n);
   }
   for (const [r, a, n] of [[4, 1, 1], [8, 0.37, 3], [32, 0, 8]] as const) add('winograd', 'float32', r, a, n);
+  for (const [r, a, n] of [[4, 1, 3], [8, 0.37, 3], [32, 0, 8]] as const) add('channelsLast', 'float32', r, a, n);
   add('paper', 'float32', 4, 1, 3);
   add('paper', 'float32', 8, 0.37, 4);
   // float64 subset
@@ -74,6 +77,7 @@ function cases(): Case[] {
   add('unfused', 'float64', 16, 0.37, 3);
   add('fused', 'float64', 8, 0.37, 3);
   add('winograd', 'float64', 16, 0.37, 3);
+  add('channelsLast', 'float64', 16, 0.37, 3);
   return out;
 }
 

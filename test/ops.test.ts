@@ -20,7 +20,7 @@ interface Case {
   shapes: number[][];
   out: number[];
   only?: Dtype; // compared in this dtype only
-  scalars?: { group?: number; parts?: number; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean };
+  scalars?: { group?: number; parts?: number; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; alphaOnDevice?: boolean };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
@@ -28,9 +28,10 @@ interface Case {
 function cases(): Case[] {
   const out: Case[] = [];
   for (const [n, c, h] of [[1, 3, 4], [3, 5, 8], [2, 7, 6], [5, 1, 16]]) {
-    for (const alpha of [0, 0.37, 1]) {
-      out.push({ op: 'upsampleLerp', shapes: [[n, c, h / 2, h / 2], [n, c, h, h]], out: [n, c, h, h], scalars: { alpha } });
-      out.push({ op: 'fadeReals', shapes: [[n, c, h, h]], out: [n, c, h, h], scalars: { alpha } });
+    // alphaOnDevice: α as a 0-dim tensor, which a step recorded as a CUDA graph blends with.
+    for (const alpha of [0, 0.37, 1]) for (const alphaOnDevice of [false, true]) {
+      out.push({ op: 'upsampleLerp', shapes: [[n, c, h / 2, h / 2], [n, c, h, h]], out: [n, c, h, h], scalars: { alpha, alphaOnDevice } });
+      out.push({ op: 'fadeReals', shapes: [[n, c, h, h]], out: [n, c, h, h], scalars: { alpha, alphaOnDevice } });
     }
     out.push({ op: 'penalty', shapes: [[n, c, h, h]], out: [n], scalars: { lambda: 10, gamma: 1, k: 1 } });
     out.push({ op: 'penalty', shapes: [[n, c, h, h]], out: [n], scalars: { lambda: 10, gamma: 750, k: 8 } });
@@ -43,14 +44,14 @@ function cases(): Case[] {
   }
   // Our convolution (layers/convolution.cpp) against ATen's with ATen's own derivatives: every
   // geometry the networks use (3×3 and 1×1 same-size, the fused-scale stride-2 4×4 and its
-  // transposed twin).
-  for (const [n, cin, cout, h, w, k, stride, padding, transposed] of [
+  // transposed twin), in NCHW and channels-last layout (ATen's reference takes the NCHW tensors).
+  for (const channelsLast of [false, true]) for (const [n, cin, cout, h, w, k, stride, padding, transposed] of [
     [1, 3, 5, 5, 4, 3, 1, 1, false], [3, 4, 2, 5, 7, 1, 1, 0, false], [2, 3, 4, 7, 6, 4, 2, 1, false],
     [2, 3, 4, 3, 5, 4, 2, 1, true], [1, 1, 1, 2, 2, 3, 1, 1, false], [1, 2, 3, 1, 1, 4, 2, 1, true],
   ] as [number, number, number, number, number, number, number, number, boolean][]) {
     const size = (s: number) => (transposed ? (s - 1) * stride - 2 * padding + k : Math.floor((s + 2 * padding - k) / stride) + 1);
     const weight = transposed ? [cin, cout, k, k] : [cout, cin, k, k];
-    out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed } });
+    out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed, channelsLast } });
   }
   // The Winograd F(2×2, 3×3) kernels (layers/winograd.cpp) against ATen's direct convolution: odd
   // and even sizes (partial 2×2 tiles at the right and bottom edges), a 1-pixel-high image, batch 1,
@@ -93,6 +94,7 @@ function run(c: Case, impl: 'auto' | 'reference', inputs: Tensor[], dirs: Tensor
     ...c.scalars,
   });
   return {
+    outputChannelsLast: r.outputChannelsLast,
     output: fromNative(r.output),
     gradients: r.gradients.map(fromNative),
     gradientsNoGraph: r.gradientsNoGraph.map(fromNative),
@@ -114,6 +116,11 @@ for (const dtype of ['float64', 'float32'] as const) {
       const fast = run(c, 'auto', inputs, dirs, u);
       const ref = run(c, 'reference', inputs, dirs, u);
       const id = `${c.op} [${c.shapes.map((s) => s.join('×')).join(', ')}] ${JSON.stringify(c.scalars ?? {})}`;
+      // The layout flag takes effect (where NHWC and NCHW differ: several channels and pixels).
+      const [, cout, oh, ow] = c.out;
+      if (c.op === 'convolution' && cout > 1 && oh * ow > 1 && fast.outputChannelsLast !== Boolean(c.scalars?.channelsLast)) {
+        failures.push(`${id}: output ${fast.outputChannelsLast ? 'is' : 'is not'} channels-last`);
+      }
       const pairs: [string, Tensor, Tensor][] = [
         ['output', fast.output, ref.output],
         ...fast.gradients.map((g, i) => [`∂/∂x${i}`, g, ref.gradients[i]] as [string, Tensor, Tensor]),

@@ -73,6 +73,7 @@ function trainingOptionsFrom(o: Record<string, unknown>): TrainingOptionsInput {
   if (o.fmapMax !== undefined) network.fmapMax = o.fmapMax as number;
   if (o.fmapBase !== undefined) network.fmapBase = o.fmapBase as number;
   if (o.precision !== undefined) network.precision = o.precision as 'float32' | 'bfloat16';  // zod names a bad value
+  if (o.channelsLast === false) network.channelsLast = false;
   const out: TrainingOptionsInput = { data: o.data as string, network, schedule };
   if (o.seed !== undefined) out.seed = o.seed as number;
   if (o.mirror) out.mirror = true;
@@ -105,8 +106,9 @@ function addTrainingFlags(c: Command): Command {
     .option('--seed <n>', 'random seed', integerFlag('--seed'))
     .option('--threads <n>', 'CPU threads for libtorch (default: all cores)', integerFlag('--threads'))
     .option('--device <d>', 'auto | cpu | cuda (auto: the GPU when this build has CUDA kernels and one is visible)')
-    .option('--no-cuda-graphs', 'on a GPU, launch every stable-phase step op by op instead of replaying a recorded CUDA graph')
+    .option('--no-cuda-graphs', 'on a GPU, launch every step op by op instead of replaying a recorded CUDA graph')
     .option('--deterministic', 'on a GPU, deterministic cuDNN algorithms only (reproducible, sometimes slower)')
+    .option('--no-channels-last', 'on a GPU, convolutions in NCHW layout instead of channels-last (NHWC)')
     .option('--precision <p>', 'float32 | bfloat16 (bfloat16 multiplies in convs and dense layers; the rest float32)')
     .option('--tick-kimg <x>', 'thousand images per tick (log line, sample grid)', numberFlag('--tick-kimg'))
     .option('--checkpoint-ticks <n>', 'checkpoint every N ticks', integerFlag('--checkpoint-ticks'))

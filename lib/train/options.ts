@@ -75,9 +75,9 @@ export const trainingOptionsSchema = z
     /** 'auto': the GPU when this build has CUDA kernels and a GPU is visible, else the CPU. */
     device: z.enum(['auto', 'cpu', 'cuda']).optional(),
     /**
-     * On a GPU, each stable-phase step after two warm-up steps replays one recorded CUDA graph
-     * instead of launching its ~650 kernels one by one (same kernels, same math). Fading steps and
-     * the CPU always run eagerly.
+     * On a GPU, each step after two warm-up steps replays one recorded CUDA graph instead of
+     * launching its ~650–950 kernels one by one (same math; a fade's α is read from the device, so
+     * one recording serves a whole fade). The CPU always runs eagerly.
      */
     cudaGraphs: z.boolean().optional(),
     /**

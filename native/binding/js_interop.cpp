@@ -156,6 +156,9 @@ NetworkConfig networkConfigFrom(const Napi::Object& o) {
   c.fusedScale = fused.IsBoolean() ? (fused.As<Napi::Boolean>().Value() ? 1 : 0) : 2;
   const auto winograd = o.Get("winograd");
   c.winograd = winograd.IsBoolean() ? (winograd.As<Napi::Boolean>().Value() ? 1 : 0) : 2;
+  // Absent in checkpoints written before the option existed: auto.
+  const auto channelsLast = o.Get("channelsLast");
+  c.channelsLast = channelsLast.IsBoolean() ? (channelsLast.As<Napi::Boolean>().Value() ? 1 : 0) : 2;
   c.referenceOps = o.Get("impl").IsString() && o.Get("impl").As<Napi::String>().Utf8Value() == "reference";
   // Absent in checkpoints written before the option existed: float32.
   c.bfloat16 = o.Get("precision").IsString() && o.Get("precision").As<Napi::String>().Utf8Value() == "bfloat16";

@@ -29,13 +29,18 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
   auto need = [&](size_t n) {
     TORCH_CHECK(x.size() == n, op, " takes ", n, " inputs but received ", x.size());
   };
+  // `alphaOnDevice`: α as a 0-dim tensor beside the inputs, as a step recorded as a CUDA graph passes it.
+  const auto alpha = [&](const at::Tensor& like) {
+    const double a = numberField(spec, "alpha");
+    return spec.Get("alphaOnDevice").ToBoolean().Value() ? Alpha(a, at::scalar_tensor(a, like.options())) : Alpha(a);
+  };
   if (op == "upsampleLerp") {
     need(2);
-    return upsampleLerp(x[0], x[1], numberField(spec, "alpha"), ops);
+    return upsampleLerp(x[0], x[1], alpha(x[1]), ops);
   }
   if (op == "fadeReals") {
     need(1);
-    return fadeReals(x[0], numberField(spec, "alpha"), ops);
+    return fadeReals(x[0], alpha(x[0]), ops);
   }
   if (op == "penalty") {
     need(1);
@@ -55,7 +60,9 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     const bool transposed = spec.Get("transposed").ToBoolean().Value();
     // The reference is ATen's convolution with ATen's own derivatives.
     if (impl == "reference") return at::convolution(x[0], x[1], x[2], {stride, stride}, {padding, padding}, {1, 1}, transposed, {0, 0}, 1);
-    return convolution(x[0], x[1], x[2], {{stride, stride}, {padding, padding}, {0, 0}, transposed});
+    ConvGeometry g{{stride, stride}, {padding, padding}, {0, 0}, transposed};
+    g.channelsLast = spec.Get("channelsLast").ToBoolean().Value();
+    return convolution(x[0], x[1], x[2], g);
   }
   if (op == "winogradConvolution") {
     need(3);
@@ -128,6 +135,8 @@ Napi::Value OpDerivatives(const Napi::CallbackInfo& info) {
     auto env = info.Env();
     auto out = Napi::Object::New(env);
     out.Set("output", toJs(env, y));
+    // Whether y is laid out channels-last in memory (toJs copies it into NCHW order either way).
+    out.Set("outputChannelsLast", Napi::Boolean::New(env, y.dim() == 4 && y.is_contiguous(at::MemoryFormat::ChannelsLast) && !y.is_contiguous()));
     out.Set("gradients", tensorsToJs(env, g, xs));
     out.Set("gradientsNoGraph", tensorsToJs(env, gPlain, xs));
     out.Set("gradOutputSecond", toJs(env, second[0].defined() ? second[0] : at::zeros_like(u)));

@@ -31,9 +31,15 @@ bool asOrdinary(const ConvGeometry& g, const at::Tensor& x) {
 
 const std::vector<int64_t> kNoOutputPadding{0, 0};
 
+// t in the memory layout g asks for (a no-op when it is in it already).
+at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g) {
+  return g.channelsLast ? t.contiguous(at::MemoryFormat::ChannelsLast) : t;
+}
+
 // The three kernels, without autograd. `like` tensors only lend their shape.
-at::Tensor forwardKernel(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
+at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std::optional<at::Tensor>& b,
                          const ConvGeometry& g) {
+  const auto x = laidOut(xIn, g), w = laidOut(wIn, g);
   if (takesWinograd(g, x, w)) {
     auto y = winogradConvolution(x, w);
     return b ? y.add_(b->view({1, -1, 1, 1})) : y;
@@ -41,23 +47,25 @@ at::Tensor forwardKernel(const at::Tensor& x, const at::Tensor& w, const std::op
   if (asOrdinary(g, x)) {
     std::vector<int64_t> shape{x.size(0), w.size(1)};
     for (int d = 0; d < 2; ++d) shape.push_back((x.size(2 + d) - 1) * g.stride[d] - 2 * g.padding[d] + w.size(2 + d));
-    auto y = std::get<0>(at::convolution_backward(x, at::empty(shape, x.options()), w, std::nullopt, g.stride, g.padding,
+    auto y = std::get<0>(at::convolution_backward(x, at::empty(shape, x.options(), x.suggest_memory_format()), w, std::nullopt, g.stride, g.padding,
                                                   {1, 1}, false, kNoOutputPadding, 1, {true, false, false}));
     return b ? y.add_(b->view({1, -1, 1, 1})) : y;
   }
   return at::convolution(x, w, b, g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1);
 }
 
-at::Tensor inputGradKernel(const at::Tensor& gradOut, const at::Tensor& w, const at::Tensor& xLike,
+at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, const at::Tensor& xLike,
                            const ConvGeometry& g) {
+  const auto gradOut = laidOut(gradOutIn, g), w = laidOut(wIn, g);
   if (takesWinograd(g, xLike, w)) return winogradInputGrad(gradOut, w);
   if (asOrdinary(g, xLike)) return at::convolution(gradOut, w, std::nullopt, g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1);
   return std::get<0>(at::convolution_backward(gradOut, xLike, w, std::nullopt, g.stride, g.padding, {1, 1},
                                               g.transposed, g.outputPadding, 1, {true, false, false}));
 }
 
-at::Tensor weightGradKernel(const at::Tensor& x, const at::Tensor& gradOut, const at::Tensor& wLike,
+at::Tensor weightGradKernel(const at::Tensor& xIn, const at::Tensor& gradOutIn, const at::Tensor& wLike,
                             const ConvGeometry& g) {
+  const auto x = laidOut(xIn, g), gradOut = laidOut(gradOutIn, g);
   if (takesWinograd(g, x, wLike)) return winogradWeightGrad(x, gradOut);
   if (asOrdinary(g, x))
     return std::get<1>(at::convolution_backward(x, gradOut, wLike, std::nullopt, g.stride, g.padding, {1, 1}, false,
@@ -76,6 +84,7 @@ void keepForBackward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor
   ctx->saved_data["outputPadding"] = g.outputPadding;
   ctx->saved_data["transposed"] = g.transposed;
   ctx->saved_data["winograd"] = g.winograd;
+  ctx->saved_data["channelsLast"] = g.channelsLast;
 }
 
 ConvGeometry loadGeometry(AutogradContext* ctx) {
@@ -85,6 +94,7 @@ ConvGeometry loadGeometry(AutogradContext* ctx) {
   g.outputPadding = ctx->saved_data["outputPadding"].toIntVector();
   g.transposed = ctx->saved_data["transposed"].toBool();
   g.winograd = ctx->saved_data["winograd"].toBool();
+  g.channelsLast = ctx->saved_data["channelsLast"].toBool();
   return g;
 }
 
@@ -142,7 +152,7 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
     // Winograd's kernels and the transposed ones run as ordinary convolutions are separate calls, taken below.
     const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), withBias && ctx->needs_input_grad(2)};
     const std::vector<int64_t> biasSizes{gradOut.size(1)};
-    auto [gx, gw, gb] = at::convolution_backward(gradOut, x, w, mask[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt,
+    auto [gx, gw, gb] = at::convolution_backward(laidOut(gradOut, g), laidOut(x, g), laidOut(w, g), mask[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt,
                                                  g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1, mask);
     return {gx, gw, gb, at::Tensor()};
   }

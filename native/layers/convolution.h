@@ -20,6 +20,10 @@ struct ConvGeometry {
   // A 3×3, stride-1, padding-1 convolution that winogradFits runs its three kernels as Winograd
   // F(2×2, 3×3) (layers/winograd.h); other geometries ignore the flag.
   bool winograd = false;
+  // Every kernel takes its activations and weights channels-last (NHWC): cuDNN's tensor-core kernels
+  // want NHWC and transpose NCHW tensors around each call otherwise (~15 % of a 32² step on an H100).
+  // Tensors already channels-last pass through untouched, and the outputs stay channels-last.
+  bool channelsLast = false;
 };
 
 // at::convolution(x, w, b, stride, padding, dilation 1, transposed, outputPadding, groups 1); `b`

@@ -17,16 +17,25 @@ EqualizedConv2dImpl::EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels
 }
 
 namespace {
-ConvGeometry same(int64_t padding) { return {{1, 1}, {padding, padding}}; }
+ConvGeometry same(int64_t padding, bool channelsLast) {
+  ConvGeometry g{{1, 1}, {padding, padding}};
+  g.channelsLast = channelsLast;
+  return g;
+}
 
 // The geometry of the 3×3 convolution of x by w, padding 1.
-ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode) {
-  auto g = same(1);
+ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode, bool channelsLast) {
+  auto g = same(1, channelsLast);
   g.winograd = mode == WinogradMode::On || (mode == WinogradMode::Auto && winogradPreferred(x, w));
   return g;
 }
-const ConvGeometry kStride2Pad1{{2, 2}, {1, 1}};
-const ConvGeometry kTransposedStride2Pad1{{2, 2}, {1, 1}, {0, 0}, /*transposed=*/true};
+
+// Stride 2, padding 1: the fused conv-downsample, or (transposed) the fused upsample-conv.
+ConvGeometry stride2Pad1(bool transposed, bool channelsLast) {
+  ConvGeometry g{{2, 2}, {1, 1}, {0, 0}, transposed};
+  g.channelsLast = channelsLast;
+  return g;
+}
 
 // Output-side scaling once the weight is the larger tensor. The factor 2 leans towards the weight
 // side, whose multiply is shared by the layer's forward and both backward passes.
@@ -40,27 +49,27 @@ int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double sp
 }  // namespace
 
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                           WinogradMode winograd) {
+                           WinogradMode winograd, bool channelsLast) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
   const auto type = x.scalar_type();
   if (!fused) {
     const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
     const auto w = weight.to(type);
-    return convolution(up, w, bias, same3x3(up, w, winograd));
+    return convolution(up, w, bias, same3x3(up, w, winograd, channelsLast));
   }
   // A transposed conv takes its kernel as [in, out, kh, kw].
-  return convolution(x, shiftedSum(weight, /*flip=*/true, 1.0).to(type).transpose(0, 1), bias, kTransposedStride2Pad1);
+  return convolution(x, shiftedSum(weight, /*flip=*/true, 1.0).to(type).transpose(0, 1), bias, stride2Pad1(true, channelsLast));
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                             WinogradMode winograd) {
+                             WinogradMode winograd, bool channelsLast) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
     const auto w = weight.to(x.scalar_type());
-    auto y = at::avg_pool2d(convolution(x, w, {}, same3x3(x, w, winograd)), 2);
+    auto y = at::avg_pool2d(convolution(x, w, {}, same3x3(x, w, winograd, channelsLast)), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
-  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), bias, kStride2Pad1);
+  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), bias, stride2Pad1(false, channelsLast));
 }
 
 namespace {
@@ -75,13 +84,13 @@ at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bia
 enum class ConvKind { Plain, Upsampled, Downsampled };
 
 at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t kernel,
-                    bool fused, WinogradMode winograd) {
+                    bool fused, WinogradMode winograd, bool channelsLast) {
   switch (kind) {
-    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd);
-    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd);
+    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd, channelsLast);
+    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd, channelsLast);
     default: {
       const auto wx = w.to(x.scalar_type());
-      return convolution(x, wx, b, kernel == 3 ? same3x3(x, wx, winograd) : same(kernel / 2));
+      return convolution(x, wx, b, kernel == 3 ? same3x3(x, wx, winograd, channelsLast) : same(kernel / 2, channelsLast));
     }
   }
 }
@@ -89,16 +98,17 @@ at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, con
 at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::Tensor& x, bool fused) {
   const auto& w = l.weight;
   const auto type = w.scalar_type();
+  const bool channelsLast = l.channelsLast == ChannelsLastMode::On || (l.channelsLast == ChannelsLastMode::Auto && x.is_cuda());
   if (l.bfloat16 && type != at::kBFloat16) {
     // Reduced precision: the scale and bias go on the output, which returns to the weights' type there.
     // The weight is cast where the conv takes it, after a fused-scale kernel is summed in full precision.
-    const auto y = convolve(kind, x.to(at::kBFloat16), w, {}, l.kernel, fused, l.winograd);
+    const auto y = convolve(kind, x.to(at::kBFloat16), w, {}, l.kernel, fused, l.winograd, channelsLast);
     return scaleAddBias(y, l.scale, l.bias, type);
   }
   const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;
   if (!scalesOutput(w, convOutputNumel(x, w, spatial)))
-    return convolve(kind, x, l.scaledWeight(), l.bias, l.kernel, fused, l.winograd);
-  return scaleAddBias(convolve(kind, x, w, {}, l.kernel, fused, l.winograd), l.scale, l.bias, type);
+    return convolve(kind, x, l.scaledWeight(), l.bias, l.kernel, fused, l.winograd, channelsLast);
+  return scaleAddBias(convolve(kind, x, w, {}, l.kernel, fused, l.winograd, channelsLast), l.scale, l.bias, type);
 }
 }  // namespace
 
@@ -139,16 +149,15 @@ torch::Tensor EqualizedLinearImpl::forward(const torch::Tensor& x) {
   return scaleAddBias(matrixProduct(x, weight.t()), scale, b, type);
 }
 
-void setBfloat16(torch::nn::Module& root, bool bfloat16) {
+void applyLayerSettings(torch::nn::Module& root, const LayerSettings& settings) {
   for (auto& m : root.modules(/*include_self=*/false)) {
-    if (auto* c = m->as<EqualizedConv2dImpl>()) c->bfloat16 = bfloat16;
-    if (auto* l = m->as<EqualizedLinearImpl>()) l->bfloat16 = bfloat16;
+    if (auto* c = m->as<EqualizedConv2dImpl>()) {
+      c->bfloat16 = settings.bfloat16;
+      c->winograd = settings.winograd;
+      c->channelsLast = settings.channelsLast;
+    }
+    if (auto* l = m->as<EqualizedLinearImpl>()) l->bfloat16 = settings.bfloat16;
   }
-}
-
-void setWinograd(torch::nn::Module& root, WinogradMode winograd) {
-  for (auto& m : root.modules(/*include_self=*/false))
-    if (auto* c = m->as<EqualizedConv2dImpl>()) c->winograd = winograd;
 }
 
 }  // namespace progan

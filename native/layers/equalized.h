@@ -6,6 +6,7 @@
 #pragma once
 #include <torch/nn/module.h>
 
+#include "layers/layer_settings.h"
 #include "layers/winograd.h"
 
 namespace progan {
@@ -14,13 +15,14 @@ namespace progan {
 // kernel sums the four shifted copies of the padded 3×3 kernel (official upscale2d_conv2d): the
 // same function with 2.25× fewer multiply-adds.
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                           WinogradMode winograd = WinogradMode::Off);
+                           WinogradMode winograd = WinogradMode::Off, bool channelsLast = false);
 // A 3×3 conv then 2×2 average pool, the bias added after the pool. Fused: one stride-2 4×4 conv
 // with the kernel built the same way ×0.25 (official conv2d_downscale2d).
 // Both convolve in x's type: the weight is cast to it after the fused kernel is built, so a
 // bfloat16 run sums the four shifted copies in the weight's full precision.
+// `channelsLast`: every convolution runs channels-last (ConvGeometry::channelsLast).
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                             WinogradMode winograd = WinogradMode::Off);
+                             WinogradMode winograd = WinogradMode::Off, bool channelsLast = false);
 
 constexpr double kSqrt2 = 1.4142135623730951;
 
@@ -47,6 +49,7 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   int64_t kernel;
   bool bfloat16 = false;
   WinogradMode winograd = WinogradMode::Off;
+  ChannelsLastMode channelsLast = ChannelsLastMode::Off;
 };
 TORCH_MODULE(EqualizedConv2d);
 
@@ -63,9 +66,7 @@ class EqualizedLinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(EqualizedLinear);
 
-// Sets `bfloat16` on every equalized layer under `root`.
-void setBfloat16(torch::nn::Module& root, bool bfloat16);
-// Sets `winograd` on every equalized convolution under `root`.
-void setWinograd(torch::nn::Module& root, WinogradMode winograd);
+// Applies `settings` to every equalized layer under `root`.
+void applyLayerSettings(torch::nn::Module& root, const LayerSettings& settings);
 
 }  // namespace progan

@@ -4,6 +4,7 @@
 
 #include "layers/leaky_relu.h"
 #include "layers/minibatch_stddev.h"
+#include "ops/fade_in.h"
 
 namespace progan {
 
@@ -26,8 +27,7 @@ DiscriminatorImpl::DiscriminatorImpl(const NetworkConfig& config) : config_(conf
   conv1_[2] = register_module("b4x4_conv", EqualizedConv2d(config.nf(1) + extra, config.nf(1), 3));
   dense0_ = register_module("b4x4_dense0", EqualizedLinear(config.nf(1) * 16, config.nf(0)));
   dense1_ = register_module("b4x4_dense1", EqualizedLinear(config.nf(0), 1 + config.labelSize, 1.0));
-  setBfloat16(*this, config.bfloat16);
-  setWinograd(*this, config.winogradMode());
+  applyLayerSettings(*this, config.layerSettings());
 }
 
 torch::Tensor DiscriminatorImpl::fromRgb(const torch::Tensor& x, int64_t r) { return lrelu(fromRgb_[r]->forward(x)); }
@@ -45,20 +45,20 @@ torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_
   return lrelu(conv->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(y))));
 }
 
-torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, double alpha, int64_t parts) {
+torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, const Alpha& alpha, int64_t parts) {
   TORCH_CHECK(NetworkConfig::isPowerOfTwo(resolution) && resolution <= config_.resolution,
               "Expected a resolution that is a power of two from 4 to ", config_.resolution, " but received ",
               resolution);
-  TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0, "Expected alpha in [0, 1] but received ", alpha);
+  TORCH_CHECK(alpha.value >= 0.0 && alpha.value <= 1.0, "Expected alpha in [0, 1] but received ", alpha.value);
   TORCH_CHECK(images.dim() == 4 && images.size(1) == config_.channels && images.size(2) == resolution &&
                   images.size(3) == resolution,
               "Expected images of shape [N, ", config_.channels, ", ", resolution, ", ", resolution,
               "] but received ", images.sizes());
   const int64_t top = NetworkConfig::log2Of(resolution);
   auto x = block(fromRgb(images, top), top, parts);
-  if (top > 2 && alpha < 1.0) {
+  if (top > 2 && alpha.value < 1.0) {
     // Fade-in: the old fromRGB on the 2×2-averaged image, blended with the new block's output.
-    x = at::lerp(fromRgb(at::avg_pool2d(images, 2), top - 1), x, alpha);
+    x = lerpBy(fromRgb(at::avg_pool2d(images, 2), top - 1), x, alpha);
   }
   for (int64_t r = top - 1; r >= 2; --r) x = block(x, r, parts);
   return x;

@@ -14,7 +14,7 @@ class DiscriminatorImpl : public torch::nn::Module {
   // images [N, channels, R, R] at R = resolution; returns [N, 1 + labelSize] (score, label logits).
   // parts > 1: images stacks that many equal batches (reals and fakes in one pass); the minibatch
   // stddev then sees each batch on its own, so the result equals one call per batch.
-  torch::Tensor forward(const torch::Tensor& images, int64_t resolution, double alpha, int64_t parts = 1);
+  torch::Tensor forward(const torch::Tensor& images, int64_t resolution, const Alpha& alpha, int64_t parts = 1);
 
   const NetworkConfig& config() const { return config_; }
 

@@ -23,8 +23,7 @@ GeneratorImpl::GeneratorImpl(const NetworkConfig& config) : config_(config) {
   }
   for (int64_t r = 2; r <= top; ++r)
     toRgb_[r] = register_module("torgb_" + NetworkConfig::resolutionName(r), EqualizedConv2d(config.nf(r - 1), config.channels, 1, 1.0));
-  setBfloat16(*this, config.bfloat16);
-  setWinograd(*this, config.winogradMode());
+  applyLayerSettings(*this, config.layerSettings());
 }
 
 torch::Tensor GeneratorImpl::block(const torch::Tensor& x, int64_t r) {
@@ -42,7 +41,7 @@ torch::Tensor GeneratorImpl::block(const torch::Tensor& x, int64_t r) {
 torch::Tensor GeneratorImpl::toRgb(const torch::Tensor& x, int64_t r) { return toRgb_[r]->forward(x); }
 
 torch::Tensor GeneratorImpl::forward(const torch::Tensor& latents, const torch::Tensor& labels, int64_t resolution,
-                                     double alpha) {
+                                     const Alpha& alpha) {
   TORCH_CHECK(latents.dim() == 2 && latents.size(1) == config_.latentSize, "Expected latents of shape [N, ",
               config_.latentSize, "] but received ", latents.sizes());
   auto x = latents;
@@ -58,7 +57,7 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& latents, const torch::
   TORCH_CHECK(NetworkConfig::isPowerOfTwo(resolution) && target <= config_.resolutionLog2(),
               "Expected a resolution that is a power of two from 4 to ", config_.resolution, " but received ",
               resolution);
-  TORCH_CHECK(alpha >= 0.0 && alpha <= 1.0, "Expected alpha in [0, 1] but received ", alpha);
+  TORCH_CHECK(alpha.value >= 0.0 && alpha.value <= 1.0, "Expected alpha in [0, 1] but received ", alpha.value);
 
   x = block(x, 2);
   for (int64_t r = 3; r < target; ++r) x = block(x, r);
@@ -68,7 +67,7 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& latents, const torch::
   } else {
     auto y = block(x, target);
     out = toRgb(y, target);
-    if (alpha < 1.0) {
+    if (alpha.value < 1.0) {
       // Fade-in (paper §3, Fig. 2): the old toRGB upsampled, blended with the new block's output.
       out = upsampleLerp(toRgb(x, target - 1), out, alpha, config_.opsImpl());
     }

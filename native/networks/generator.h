@@ -14,7 +14,7 @@ class GeneratorImpl : public torch::nn::Module {
   explicit GeneratorImpl(const NetworkConfig& config);
   // latents [N, latentSize], labels [N, labelSize] (or undefined when unconditional).
   // alpha is the weight of the newest block at `resolution` (1: fully faded in).
-  torch::Tensor forward(const torch::Tensor& latents, const torch::Tensor& labels, int64_t resolution, double alpha);
+  torch::Tensor forward(const torch::Tensor& latents, const torch::Tensor& labels, int64_t resolution, const Alpha& alpha);
 
   const NetworkConfig& config() const { return config_; }
 

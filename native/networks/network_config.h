@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "layers/layer_settings.h"
 #include "layers/winograd.h"
 #include "ops/fade_in.h"
 
@@ -35,6 +36,13 @@ struct NetworkConfig {
   OpsImpl opsImpl() const { return referenceOps ? OpsImpl::Reference : OpsImpl::Auto; }
   // Convolutions and dense layers multiply in bfloat16; everything else stays in the weights' type.
   bool bfloat16 = false;
+  // Convolutions in channels-last layout (layers/equalized.h ChannelsLastMode): 0 never, 1 always, 2 auto (CUDA).
+  int channelsLast = 2;
+
+  LayerSettings layerSettings() const {
+    const auto layout = channelsLast == 0 ? ChannelsLastMode::Off : channelsLast == 1 ? ChannelsLastMode::On : ChannelsLastMode::Auto;
+    return {bfloat16, winogradMode(), layout};
+  }
 
   // 'auto' fuses where it measured faster on the CPU: every block from 8×8 outputs (G) / inputs (D)
   // up. At 8×8 the step took 5-8 % less CPU time at paper channels and the same at 128 channels

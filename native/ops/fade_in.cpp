@@ -7,14 +7,21 @@
 
 namespace progan {
 
-namespace ops_reference {
-
-at::Tensor upsampleLerp(const at::Tensor& low, const at::Tensor& high, double alpha) {
-  return at::lerp(at::upsample_nearest2d(low, {high.size(2), high.size(3)}), high, alpha);
+at::Tensor lerpBy(const at::Tensor& a, const at::Tensor& b, const Alpha& alpha) {
+  if (!alpha.onDevice.defined()) return at::lerp(a, b, alpha.value);
+  TORCH_CHECK(alpha.onDevice.dim() == 0 && alpha.onDevice.device() == b.device(), "lerpBy: α must be a 0-dim tensor on ",
+              b.device(), " but is ", alpha.onDevice.sizes(), " on ", alpha.onDevice.device());
+  return at::lerp(a, b, alpha.onDevice.to(b.scalar_type()));
 }
 
-at::Tensor fadeReals(const at::Tensor& x, double alpha) {
-  return at::lerp(at::upsample_nearest2d(at::avg_pool2d(x, 2), {x.size(2), x.size(3)}), x, alpha);
+namespace ops_reference {
+
+at::Tensor upsampleLerp(const at::Tensor& low, const at::Tensor& high, const Alpha& alpha) {
+  return lerpBy(at::upsample_nearest2d(low, {high.size(2), high.size(3)}), high, alpha);
+}
+
+at::Tensor fadeReals(const at::Tensor& x, const Alpha& alpha) {
+  return lerpBy(at::upsample_nearest2d(at::avg_pool2d(x, 2), {x.size(2), x.size(3)}), x, alpha);
 }
 
 }  // namespace ops_reference
@@ -205,20 +212,21 @@ bool kernelSupports(const at::Tensor& t) {
 
 }  // namespace
 
-at::Tensor upsampleLerp(const at::Tensor& low, const at::Tensor& high, double alpha, OpsImpl impl) {
+at::Tensor upsampleLerp(const at::Tensor& low, const at::Tensor& high, const Alpha& alpha, OpsImpl impl) {
   TORCH_CHECK(low.dim() == 4 && high.dim() == 4 && low.size(0) == high.size(0) && low.size(1) == high.size(1) &&
                   high.size(2) == 2 * low.size(2) && high.size(3) == 2 * low.size(3),
               "upsampleLerp: low ", low.sizes(), " must be high ", high.sizes(), " at half the size");
   TORCH_CHECK(low.scalar_type() == high.scalar_type(), "upsampleLerp: low and high must share a dtype");
-  if (impl == OpsImpl::Reference || !kernelSupports(high)) return ops_reference::upsampleLerp(low, high, alpha);
-  return UpsampleLerp::apply(low, high, alpha);
+  if (impl == OpsImpl::Reference || !kernelSupports(high) || alpha.onDevice.defined())
+    return ops_reference::upsampleLerp(low, high, alpha);
+  return UpsampleLerp::apply(low, high, alpha.value);
 }
 
-at::Tensor fadeReals(const at::Tensor& x, double alpha, OpsImpl impl) {
+at::Tensor fadeReals(const at::Tensor& x, const Alpha& alpha, OpsImpl impl) {
   TORCH_CHECK(x.dim() == 4 && x.size(2) % 2 == 0 && x.size(3) % 2 == 0, "fadeReals: expected [N, C, H, W] with even H, W but received ",
               x.sizes());
-  if (impl == OpsImpl::Reference || !kernelSupports(x)) return ops_reference::fadeReals(x, alpha);
-  return FadeReals::apply(x, alpha);
+  if (impl == OpsImpl::Reference || !kernelSupports(x) || alpha.onDevice.defined()) return ops_reference::fadeReals(x, alpha);
+  return FadeReals::apply(x, alpha.value);
 }
 
 }  // namespace progan

@@ -14,7 +14,7 @@ at::Tensor labelCrossEntropy(const at::Tensor& out, const at::Tensor& labels) {
 
 DiscriminatorTerms discriminatorLoss(Discriminator& d, const at::Tensor& reals, const at::Tensor& fakes,
                                      const at::Tensor& realLabels, const at::Tensor& u, int64_t resolution,
-                                     double alpha, const LossConfig& config, double gpNormDivisor) {
+                                     const Alpha& alpha, const LossConfig& config, double gpNormDivisor) {
   // Reals and fakes in one D pass: half the op launches, larger GEMMs, the same per-sample result.
   const int64_t n = reals.size(0);
   const auto out = d->forward(at::cat({reals, fakes}), resolution, alpha, /*parts=*/2);
@@ -39,7 +39,7 @@ DiscriminatorTerms discriminatorLoss(Discriminator& d, const at::Tensor& reals, 
 }
 
 GeneratorTerms generatorLoss(Discriminator& d, const at::Tensor& fakes, const at::Tensor& fakeLabels,
-                             int64_t resolution, double alpha, const LossConfig& config) {
+                             int64_t resolution, const Alpha& alpha, const LossConfig& config) {
   const auto out = d->forward(fakes, resolution, alpha);
   auto perSample = -out.select(1, 0);
   GeneratorTerms t;

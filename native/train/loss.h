@@ -19,7 +19,7 @@ struct DiscriminatorTerms {
 // realLabels: int64 [N] class indices (undefined when unconditional); fakes were made with them.
 DiscriminatorTerms discriminatorLoss(Discriminator& d, const at::Tensor& reals, const at::Tensor& fakes,
                                      const at::Tensor& realLabels, const at::Tensor& u, int64_t resolution,
-                                     double alpha, const LossConfig& config, double gpNormDivisor);
+                                     const Alpha& alpha, const LossConfig& config, double gpNormDivisor);
 
 struct GeneratorTerms {
   at::Tensor loss;
@@ -27,6 +27,6 @@ struct GeneratorTerms {
 };
 
 GeneratorTerms generatorLoss(Discriminator& d, const at::Tensor& fakes, const at::Tensor& fakeLabels,
-                             int64_t resolution, double alpha, const LossConfig& config);
+                             int64_t resolution, const Alpha& alpha, const LossConfig& config);
 
 }  // namespace progan

@@ -10,8 +10,8 @@
 // side stream (runEager) before capturing.
 //
 // A replay repeats the recorded kernels with the values the host passed at capture (the learning
-// rate; α, which is why fading steps stay eager): the trainer keys a graph on those and captures
-// again when they change, and passes what changes every step (the EMA's β) in tensors. Tensors the
+// rate, which blends run): the trainer keys a graph on those and captures again when they change,
+// and passes what changes every step (the EMA's β, a fade's α) in tensors. Tensors the
 // graph reads or writes keep their addresses: the inputs are copied into the recorded ones before
 // each replay, parameters and optimizer state are updated in place, and the outputs (the step's
 // figures) are overwritten by the next replay.

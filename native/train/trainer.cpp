@@ -70,6 +70,7 @@ Trainer::Trainer(const TrainingConfig& config)
   adamD_ = std::make_unique<Adam>(dParams_, config.adam);
   skipCounts_ = at::zeros({2}, at::TensorOptions().dtype(at::kDouble).device(device_));
   emaWeight_ = at::zeros({}, gParams_.front().options().requires_grad(false));
+  alphaOnDevice_ = at::ones({}, gParams_.front().options().requires_grad(false));
   if (!config.dataset.path.empty()) {
     dataset_ = std::make_unique<DatasetFile>(config.dataset);
     sampler_ = std::make_unique<Sampler>(config.dataset.count, config.seed ^ 0x9E3779B97F4A7C15ull);
@@ -159,14 +160,17 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
     adamD_->reset();
   }
   lastLod = point.lod;
-  // Outside any recorded step: a fill takes β as a kernel argument, read anew every step.
-  if (device_.is_cuda()) emaWeight_.fill_(1.0 - emaBeta(n));
+  // Outside any recorded step: a fill takes β and α as kernel arguments, read anew every step.
+  if (device_.is_cuda()) {
+    emaWeight_.fill_(1.0 - emaBeta(n));
+    alphaOnDevice_.fill_(point.alpha);
+  }
   const auto key = graphKeyFor(point, in, capture != nullptr);
   if (!key) {
     graph_.reset();  // frees its memory pool; stable steps at this key would record it again
     graphKey_.reset();
   }
-  auto stats = key ? graphStep(*key, point, in) : deviceStep(point, in, capture);
+  auto stats = key ? graphStep(*key, point, in) : deviceStep(point, in, capture, point.alpha);
   imagesShown += n;
   ++steps;
   return stats;
@@ -174,11 +178,10 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
 
 std::optional<Trainer::GraphKey> Trainer::graphKeyFor(const SchedulePoint& point, const StepInputs& in,
                                                       bool capturing) const {
-  if (!device_.is_cuda() || !config_.cudaGraphs || !StepGraph::supported() || capturing || point.alpha != 1.0 ||
-      !graphStats.failure.empty())
+  if (!device_.is_cuda() || !config_.cudaGraphs || !StepGraph::supported() || capturing || !graphStats.failure.empty())
     return std::nullopt;
   const int64_t n = in.reals.size(0);
-  return GraphKey{point.resolution, n, point.learningRate, in.realLabels.defined()};
+  return GraphKey{point.resolution, n, point.learningRate, in.realLabels.defined(), point.alpha < 1.0};
 }
 
 StepStats Trainer::graphStep(const GraphKey& key, const SchedulePoint& point, const StepInputs& in) {
@@ -186,8 +189,9 @@ StepStats Trainer::graphStep(const GraphKey& key, const SchedulePoint& point, co
   // step's shapes, and everything a step allocates or caches lazily exists before the capture.
   constexpr int kWarmSteps = 2;
   const std::vector<at::Tensor> inputs{in.reals, in.realLabels, in.latentsD, in.u, in.latentsG, in.fakeLabels};
+  // α from the device (alphaOnDevice_, set in step()): one recording serves a whole fade.
   const StepGraph::Body body = [&](const std::vector<at::Tensor>& t) {
-    return deviceStep(point, StepInputs{t[0], t[1], t[2], t[3], t[4], t[5]}, nullptr).values;
+    return deviceStep(point, StepInputs{t[0], t[1], t[2], t[3], t[4], t[5]}, nullptr, Alpha(point.alpha, alphaOnDevice_)).values;
   };
   StepStats stats;
   if (graph_ && graphKey_ == key) {
@@ -214,7 +218,7 @@ StepStats Trainer::graphStep(const GraphKey& key, const SchedulePoint& point, co
     graphStats.failure = std::string("recording the ") + std::to_string(key.resolution) + "² step failed: " +
                          (dynamic_cast<const c10::Error*>(&e) ? static_cast<const c10::Error&>(e).what_without_backtrace()
                                                                : e.what());
-    return deviceStep(point, in, nullptr);
+    return deviceStep(point, in, nullptr, point.alpha);
   }
   ++graphStats.captures;
   // Recording ran nothing: the replay is this step.
@@ -223,14 +227,14 @@ StepStats Trainer::graphStep(const GraphKey& key, const SchedulePoint& point, co
   return stats;
 }
 
-StepStats Trainer::deviceStep(const SchedulePoint& point, const StepInputs& in, StepGradients* capture) {
+StepStats Trainer::deviceStep(const SchedulePoint& point, const StepInputs& in, StepGradients* capture,
+                               const Alpha& alpha) {
   const int64_t res = point.resolution;
-  const double alpha = point.alpha;
   const int64_t n = in.reals.size(0);
 
   // Reals fade between levels exactly as the networks do (official process_reals, FadeLOD).
   auto reals = in.reals;
-  if (alpha < 1.0 && res > 4) {
+  if (alpha.value < 1.0 && res > 4) {
     reals = fadeReals(reals, alpha, config_.network.opsImpl());
   }
   const double gpDivisor = config_.loss.officialGpScale ? double(config_.network.resolution) / double(res) : 1.0;

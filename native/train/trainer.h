@@ -107,15 +107,17 @@ class Trainer {
   // pinned memory without waiting, so the host prepares step n+1 while the device runs step n.
   at::Tensor toDevice(const at::Tensor& t) const;
   // The device work of a step: both updates and the EMA; the host bookkeeping stays in step().
-  StepStats deviceStep(const SchedulePoint& point, const StepInputs& in, StepGradients* capture);
+  // `alpha` is point.alpha, read from alphaOnDevice_ in a recorded step.
+  StepStats deviceStep(const SchedulePoint& point, const StepInputs& in, StepGradients* capture, const Alpha& alpha);
 
-  // A step's work is recorded as a CUDA graph per key: what a replay repeats unchanged (the EMA's
-  // β is read from the device, so its ramp-up needs no new graph). Only stable-phase steps qualify
-  // (α and the real-image fade change every step of a fade).
+  // A step's work is recorded as a CUDA graph per key: what a replay repeats unchanged. The EMA's
+  // β and a fade's α are read from the device, so neither β's ramp-up nor a fade needs a new graph;
+  // whether α < 1 decides which blends run at all.
   struct GraphKey {
     int64_t resolution, minibatch;
     double learningRate;
     bool labels;
+    bool fading;
     bool operator==(const GraphKey&) const = default;
   };
   std::optional<GraphKey> graphKeyFor(const SchedulePoint& point, const StepInputs& in, bool capturing) const;
@@ -142,7 +144,8 @@ class Trainer {
   at::Generator rng_;
   at::Device device_{at::kCPU};
   at::Tensor skipCounts_;  // float64 [2] on the device: D, G
-  at::Tensor emaWeight_;   // 1 − β of the current step, on the device (read there on a GPU)
+  at::Tensor emaWeight_;      // 1 − β of the current step, on the device (read there on a GPU)
+  at::Tensor alphaOnDevice_;  // α of the current step, on the device (read there by a recorded step)
   std::unique_ptr<DatasetFile> dataset_;
   std::unique_ptr<Sampler> sampler_;
 };

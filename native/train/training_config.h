@@ -50,7 +50,7 @@ struct TrainingConfig {
   uint64_t seed = 0;
   int64_t threads = 0;  // intra-op threads of its work on the compute thread; 0: the process default
   std::string device = "cpu";  // "cpu" or "cuda" (resolved in TypeScript: 'auto' picks cuda when visible)
-  bool cudaGraphs = true;       // on a GPU, stable-phase steps replay a recorded CUDA graph
+  bool cudaGraphs = true;       // on a GPU, steps replay a recorded CUDA graph (stable and fading)
   bool deterministic = false;   // on a GPU, only deterministic cuDNN algorithms (process-wide)
   DatasetConfig dataset;
 };

@@ -11,7 +11,8 @@
 // --torch: after each of ours, the same step in plain PyTorch (scripts/bench/pytorch_step.py, the
 // python3 on PATH and its torch; same preset, final resolution, minibatch, phase and step count) and
 // the ratio. --eager-too: stable phases up to 128² also timed on a second trainer with cudaGraphs
-// off (the CUDA graph gain). --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching allocator).
+// off (the CUDA graph gain). --nchw-too: 16²–128², both phases, also timed on a trainer with
+// channelsLast off (the channels-last gain). --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching allocator).
 // Prints `RESULT bench PASS|FAIL ...`.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -56,11 +57,19 @@ async function main() {
     seed: 5,
     network: { preset, resolution: maxRes, ...(fmapMax ? { fmapMax } : {}) },
   });
-  const eager = process.argv.includes('--eager-too')
-    ? await Trainer.create({ data, device, seed: 5, cudaGraphs: false, network: { preset, resolution: maxRes, ...(fmapMax ? { fmapMax } : {}) } })
-    : null;
+  // Second trainers that time the same steps with one fast path off: its gain is the ratio.
+  const network = { preset, resolution: maxRes, ...(fmapMax ? { fmapMax } : {}) };
+  const comparisons: Comparison[] = [];
+  if (process.argv.includes('--eager-too')) {
+    comparisons.push({ column: 'eager img/s', key: 'eagerImagesPerSecond', runs: (res, phase) => phase === 'stable' && res <= 128,
+      trainer: await Trainer.create({ data, device, seed: 5, cudaGraphs: false, network }) });
+  }
+  if (process.argv.includes('--nchw-too')) {
+    comparisons.push({ column: 'NCHW img/s', key: 'nchwImagesPerSecond', runs: (res) => res >= 16 && res <= 128,
+      trainer: await Trainer.create({ data, device, seed: 5, network: { ...network, channelsLast: false } }) });
+  }
   console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
-  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps', ...(eager ? ['eager img/s'] : []),
+  const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps', ...comparisons.map((c) => c.column),
     ...(gpuMemory ? ['peak GPU MB'] : []), ...(torch ? ['torch img/s', 'torch ms/step', 'ours/torch', ...(gpuMemory ? ['torch peak GPU MB'] : [])] : [])]];
   const records: Record<string, unknown>[] = [];
   let failures = 0;
@@ -96,14 +105,14 @@ async function main() {
         const row: (string | number)[] = [`${res}²`, phase, mb, steps, s.toFixed(2), ours.toFixed(1), ((1000 * s) / steps).toFixed(1), graphSteps];
         const record: Record<string, unknown> = { res, phase, minibatch: mb, steps, seconds: s, imagesPerSecond: ours, peakGpuMB, graphSteps };
         if (graphs.failure) console.log(`CUDA graphs off: ${graphs.failure}`);
-        if (eager) {
-          if (phase === 'stable' && res <= 128) {
-            await eager.trainPhase({ resolution: res, phase, images: warmup * mb, tickImages: warmup * mb });
+        for (const c of comparisons) {
+          if (c.runs(res, phase)) {
+            await c.trainer.trainPhase({ resolution: res, phase, images: warmup * mb, tickImages: warmup * mb });
             const e0 = process.hrtime.bigint();
-            await eager.trainPhase({ resolution: res, phase, images: steps * mb, tickImages: steps * mb });
-            const eagerImagesPerSecond = (steps * mb) / (Number(process.hrtime.bigint() - e0) / 1e9);
-            row.push(eagerImagesPerSecond.toFixed(1));
-            record.eagerImagesPerSecond = eagerImagesPerSecond;
+            await c.trainer.trainPhase({ resolution: res, phase, images: steps * mb, tickImages: steps * mb });
+            const imagesPerSecond = (steps * mb) / (Number(process.hrtime.bigint() - e0) / 1e9);
+            row.push(imagesPerSecond.toFixed(1));
+            record[c.key] = imagesPerSecond;
           } else row.push('-');
         }
         if (peakGpuMB !== undefined) row.push(peakGpuMB.toFixed(0));
@@ -145,6 +154,14 @@ async function main() {
   removeTempDir();
   console.log(failures ? `RESULT bench:${device} FAIL: ${failures} resolution/phase run(s) failed (see the table)` : `RESULT bench:${device} PASS ${measured} runs measured`);
   process.exitCode = failures ? 1 : 0;
+}
+
+/** A second trainer with one fast path off, timed on the same steps where `runs` says. */
+interface Comparison {
+  column: string;
+  key: string;
+  runs: (res: number, phase: 'stable' | 'fade') => boolean;
+  trainer: Trainer;
 }
 
 function minibatchAt(trainer: Trainer, res: number): number {

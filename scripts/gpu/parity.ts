@@ -18,14 +18,17 @@
 //   * fp64: the Trainer has no dtype option and Networks (which has setDtype('float64')) is
 //     CPU-only, so CUDA fp64 parity cannot run through the JS API: reported as NOT RUN (missing
 //     API). The CPU fp64 kernels are checked through Networks (G forwardBackward at α < 1) < 1e-12.
-//   * cuda-graphs: stable-phase training with the step recorded as a CUDA graph and replayed
-//     (option cudaGraphs) vs the same steps run eagerly, from the same seed and data, 6 steps at 8²
-//     and at 32² with the small preset (its EMA β ramps up every step: a replay must follow it):
-//     every step's losses and the final G, D and G_ema weights. All three trainers run with
-//     `deterministic: true`, so a second eager run (the control) should match the first exactly.
-//     Bound: max(10 × control, 1e-5); a stale input, a missed update or a frozen β differs by far
-//     more. The graph trainer must report 1 capture and 4 replays per resolution (2 eager warm-up
-//     steps first), else FAIL.
+//   * cuda-graphs: training with the step recorded as a CUDA graph and replayed (option
+//     cudaGraphs) vs the same steps run eagerly, from the same seed and data, 6 steps at 8² and at
+//     32² with the small preset (its EMA β ramps up every step: a replay must follow it), stable and
+//     fading (α rises every step: a replay must follow it too): every step's losses and the final
+//     G, D and G_ema weights. All three trainers run with `deterministic: true`, so a second eager
+//     run (the control) should match the first exactly. Fading runs use impl 'reference' on both
+//     sides: a recorded fade blends with ATen's lerp by an α on the device, which an eager step
+//     then computes the same way (the fused blends round differently; cuda-kernels covers them).
+//     Bound: max(10 × control, 1e-5); a stale input, a missed update, a frozen β or α differs by far
+//     more. The graph trainer must report 1 capture and 4 replays per case (2 eager warm-up steps
+//     first), else FAIL.
 // Sizes: batch 1, 3, 4, 5, 7, 8; channels 1 and 3; odd latent and feature-map counts; resolutions
 // 4…32 (kernels only see even power-of-two sizes: the networks never make others).
 // Prints one line `RESULT <check> PASS|FAIL|NOT RUN: <why>` per check (scripts/gpu-smoke collects them).
@@ -189,11 +192,12 @@ async function cudaGraphCheck(): Promise<boolean> {
   const data = syntheticDataset(32, 64, 3, 9);
   const rows: (string | number)[][] = [['res', 'losses: graph / control', 'G: graph / control', 'D: graph / control', 'G_ema: graph / control', 'captures', 'replays', 'ok']];
   let pass = true;
-  for (const res of [8, 32]) {
+  for (const [res, phase] of [[8, 'stable'], [32, 'stable'], [8, 'fade'], [32, 'fade']] as const) {
+    const impl = phase === 'fade' ? 'reference' : 'auto';
     const run = async (cudaGraphs: boolean) => {
-      const tr = await Trainer.create({ data, device: 'cuda', seed: 4, cudaGraphs, deterministic: true, network: { preset: 'small', resolution: 32, fmapMax: 32, latentSize: 32 }, schedule: { minibatch: 8 } });
+      const tr = await Trainer.create({ data, device: 'cuda', seed: 4, cudaGraphs, deterministic: true, network: { preset: 'small', resolution: 32, fmapMax: 32, latentSize: 32, impl }, schedule: { minibatch: 8 } });
       const losses: number[] = [];
-      await tr.trainPhase({ resolution: res, phase: 'stable', images: STEPS * 8, tickImages: 8, onProgress: (p) => { if (p.tickSteps > 0) losses.push(p.dLoss, p.gLoss); } });
+      await tr.trainPhase({ resolution: res, phase, images: STEPS * 8, tickImages: 8, onProgress: (p) => { if (p.tickSteps > 0) losses.push(p.dLoss, p.gLoss); } });
       return { losses, g: tr.parameters('generator'), d: tr.parameters('discriminator'), ema: tr.parameters('generatorEma'), graphs: tr.state.cudaGraphs };
     };
     const graph = await run(true);
@@ -210,10 +214,10 @@ async function cudaGraphCheck(): Promise<boolean> {
     const used = graph.graphs.captures === 1 && graph.graphs.replays === STEPS - 2 && graph.graphs.failure === null;
     const ok = used && graph.losses.length === 2 * STEPS && pairs.every(([e, c]) => e <= Math.max(10 * c, FLOOR));
     pass &&= ok;
-    rows.push([`${res}²`, ...pairs.map(([e, c]) => `${fmt(e)} / ${fmt(c)}`), graph.graphs.captures, graph.graphs.replays,
+    rows.push([`${res}² ${phase}`, ...pairs.map(([e, c]) => `${fmt(e)} / ${fmt(c)}`), graph.graphs.captures, graph.graphs.replays,
       ok ? 'ok' : used ? 'FAIL' : `FAIL (graphs not used${graph.graphs.failure ? `: ${graph.graphs.failure}` : ''})`]);
   }
-  console.log(`\n== cuda-graphs: ${STEPS} stable steps, graph replays vs eager; bound max(10 × control, ${fmt(FLOOR)})`);
+  console.log(`\n== cuda-graphs: ${STEPS} steps per case, graph replays vs eager; bound max(10 × control, ${fmt(FLOOR)})`);
   console.log(table(rows));
   return pass;
 }

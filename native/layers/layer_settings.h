@@ -1,0 +1,20 @@
+// The execution choices every equalized layer of a network shares (NetworkConfig::layerSettings(),
+// applied by applyLayerSettings in layers/equalized.h). None changes the function a layer computes.
+#pragma once
+#include "layers/winograd.h"
+
+namespace progan {
+
+// Where a layer's convolutions run channels-last (NHWC): never, always, or on CUDA tensors only
+// (`Auto`: cuDNN's tensor-core kernels want NHWC; oneDNN on the CPU ran the small preset's 8² and
+// 16² steps at the same speed either way).
+enum class ChannelsLastMode { Off, On, Auto };
+
+struct LayerSettings {
+  // Convolutions and dense layers multiply in bfloat16 (float32 accumulation).
+  bool bfloat16 = false;
+  WinogradMode winograd = WinogradMode::Off;
+  ChannelsLastMode channelsLast = ChannelsLastMode::Off;
+};
+
+}  // namespace progan
