@@ -30,6 +30,12 @@ ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode
   return g;
 }
 
+// A kernel in the layout its convolution runs in, converted once here (as an autograd op) rather
+// than in each of the convolution's forward, backward and double-backward kernels.
+at::Tensor laidOut(const at::Tensor& w, bool channelsLast) {
+  return channelsLast ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
+}
+
 // Stride 2, padding 1: the fused conv-downsample, or (transposed) the fused upsample-conv.
 ConvGeometry stride2Pad1(bool transposed, bool channelsLast) {
   ConvGeometry g{{2, 2}, {1, 1}, {0, 0}, transposed};
@@ -54,22 +60,24 @@ at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const 
   const auto type = x.scalar_type();
   if (!fused) {
     const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-    const auto w = weight.to(type);
+    const auto w = laidOut(weight.to(type), channelsLast);
     return convolution(up, w, bias, same3x3(up, w, winograd, channelsLast));
   }
   // A transposed conv takes its kernel as [in, out, kh, kw].
-  return convolution(x, shiftedSum(weight, /*flip=*/true, 1.0).to(type).transpose(0, 1), bias, stride2Pad1(true, channelsLast));
+  const auto w = laidOut(shiftedSum(weight, /*flip=*/true, 1.0).to(type).transpose(0, 1), channelsLast);
+  return convolution(x, w, bias, stride2Pad1(true, channelsLast));
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
                              WinogradMode winograd, bool channelsLast) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    const auto w = weight.to(x.scalar_type());
+    const auto w = laidOut(weight.to(x.scalar_type()), channelsLast);
     auto y = at::avg_pool2d(convolution(x, w, {}, same3x3(x, w, winograd, channelsLast)), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
-  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), bias, stride2Pad1(false, channelsLast));
+  const auto w = laidOut(shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), channelsLast);
+  return convolution(x, w, bias, stride2Pad1(false, channelsLast));
 }
 
 namespace {
@@ -89,7 +97,7 @@ at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, con
     case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd, channelsLast);
     case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd, channelsLast);
     default: {
-      const auto wx = w.to(x.scalar_type());
+      const auto wx = laidOut(w.to(x.scalar_type()), channelsLast);
       return convolution(x, wx, b, kernel == 3 ? same3x3(x, wx, winograd, channelsLast) : same(kernel / 2, channelsLast));
     }
   }
