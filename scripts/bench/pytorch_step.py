@@ -290,6 +290,7 @@ def run_step_cuda(s, job, res, alpha, n, gp_on):
         'stepMs': 1000 * total / steps,
         'lossesFinite': finite,
         'peakGpuMB': torch.cuda.max_memory_allocated() / 2 ** 20,
+        'peakReservedGpuMB': torch.cuda.max_memory_reserved() / 2 ** 20,
         'peakRssMB': peak_rss_mb(),
     }
 

@@ -12,7 +12,8 @@
 // python3 on PATH and its torch; same preset, final resolution, minibatch, phase and step count) and
 // the ratio. --eager-too: stable phases up to 128² also timed on a second trainer with cudaGraphs
 // off (the CUDA graph gain). --nchw-too: 16²–128², both phases, also timed on a trainer with
-// channelsLast off (the channels-last gain). --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching allocator).
+// channelsLast off (the channels-last gain). --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching
+// allocator: allocated bytes, and reserved ones, which include a recorded graph's private pool).
 // Prints `RESULT bench PASS|FAIL ...`.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,7 +23,7 @@ import { Trainer } from '../../lib/train/trainer';
 import { PyTorchChild, withRepoTorch } from '../bench/pytorch_child';
 import { arg, describeAddon, numArg, removeTempDir, syntheticDataset, table } from './common';
 
-interface TorchStep { imagesPerSecond: number; stepMs: number; peakGpuMB?: number; lossesFinite?: boolean }
+interface TorchStep { imagesPerSecond: number; stepMs: number; peakGpuMB?: number; peakReservedGpuMB?: number; lossesFinite?: boolean }
 
 /** Plain PyTorch: on the CPU the repo's libtorch wheel, as in npm run bench; on a GPU python3's own
  * CUDA torch (a CPU wheel first on the path would shadow it). */
@@ -70,7 +71,7 @@ async function main() {
   }
   console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
   const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps', ...comparisons.map((c) => c.column),
-    ...(gpuMemory ? ['peak GPU MB'] : []), ...(torch ? ['torch img/s', 'torch ms/step', 'ours/torch', ...(gpuMemory ? ['torch peak GPU MB'] : [])] : [])]];
+    ...(gpuMemory ? ['peak GPU MB alloc / reserved'] : []), ...(torch ? ['torch img/s', 'torch ms/step', 'ours/torch', ...(gpuMemory ? ['torch peak GPU MB alloc / reserved'] : [])] : [])]];
   const records: Record<string, unknown>[] = [];
   let failures = 0;
   let measured = 0;
@@ -98,12 +99,15 @@ async function main() {
         const t0 = process.hrtime.bigint();
         const p = await trainer.trainPhase({ resolution: res, phase, images: steps * mb, tickImages: steps * mb });
         const s = Number(process.hrtime.bigint() - t0) / 1e9;
-        const peakGpuMB = gpuMemory ? gpuMemory().peakAllocatedBytes / 2 ** 20 : undefined;
+        const memory = gpuMemory?.();
+        const peakGpuMB = memory ? memory.peakAllocatedBytes / 2 ** 20 : undefined;
+        // Reserved bytes include a recorded graph's private pool, which the allocated count misses.
+        const peakReservedGpuMB = memory ? memory.peakReservedBytes / 2 ** 20 : undefined;
         const ours = (steps * mb) / s;
         const graphs = trainer.state.cudaGraphs;
         const graphSteps = graphs.replays - replays0;
         const row: (string | number)[] = [`${res}²`, phase, mb, steps, s.toFixed(2), ours.toFixed(1), ((1000 * s) / steps).toFixed(1), graphSteps];
-        const record: Record<string, unknown> = { res, phase, minibatch: mb, steps, seconds: s, imagesPerSecond: ours, peakGpuMB, graphSteps };
+        const record: Record<string, unknown> = { res, phase, minibatch: mb, steps, seconds: s, imagesPerSecond: ours, peakGpuMB, peakReservedGpuMB, graphSteps };
         if (graphs.failure) console.log(`CUDA graphs off: ${graphs.failure}`);
         for (const c of comparisons) {
           if (c.runs(res, phase)) {
@@ -115,7 +119,7 @@ async function main() {
             record[c.key] = imagesPerSecond;
           } else row.push('-');
         }
-        if (peakGpuMB !== undefined) row.push(peakGpuMB.toFixed(0));
+        if (peakGpuMB !== undefined) row.push(`${peakGpuMB.toFixed(0)} / ${peakReservedGpuMB?.toFixed(0)}`);
 
         if (!Number.isFinite(p.dLoss)) failures++;
         measured++;
@@ -126,7 +130,7 @@ async function main() {
               threads: os.availableParallelism(), finalResolution: maxRes, ...(fmapMax ? { fmapMax } : {}),
             });
             row.push(t.imagesPerSecond.toFixed(1), t.stepMs.toFixed(1), (ours / t.imagesPerSecond).toFixed(2));
-            if (gpuMemory) row.push(t.peakGpuMB?.toFixed(0) ?? '-');
+            if (gpuMemory) row.push(`${t.peakGpuMB?.toFixed(0) ?? '-'} / ${t.peakReservedGpuMB?.toFixed(0) ?? '-'}`);
             record.torch = t;
             record.ratio = ours / t.imagesPerSecond;
           } catch (e) {
