@@ -63,8 +63,11 @@ at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const 
     const auto w = laidOut(weight.to(type), channelsLast);
     return convolution(up, w, bias, same3x3(up, w, winograd, channelsLast));
   }
-  // A transposed conv takes its kernel as [in, out, kh, kw].
-  const auto w = laidOut(shiftedSum(weight, /*flip=*/true, 1.0).to(type).transpose(0, 1), channelsLast);
+  // A transposed conv takes its kernel as [in, out, kh, kw]. shiftedSum maps each 3×3 block on its
+  // own, so it builds that layout contiguously from the transposed 3×3 weight: a transposed view of
+  // the 4×4 kernel instead made oneDNN copy it, and run in channels-last and convert the
+  // activations back, in the forward and in every backward of the layer.
+  const auto w = laidOut(shiftedSum(weight.transpose(0, 1), /*flip=*/true, 1.0).to(type), channelsLast);
   return convolution(x, w, bias, stride2Pad1(true, channelsLast));
 }
 
