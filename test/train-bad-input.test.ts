@@ -145,6 +145,9 @@ test('GPU-only options: a non-boolean cudaGraphs or deterministic is named; on t
     t.log(e.message);
     t.regex(e.message, new RegExp(key));
   }
+  const layout = await createError(options(rgb16, { network: { ...network, channelsLast: 'yes' } } as unknown as TrainingOptionsInput));
+  t.log(layout.message);
+  t.regex(layout.message, /channelsLast.*yes/);
   const losses: number[][] = [];
   for (const extra of [{}, { cudaGraphs: true, deterministic: true }, { cudaGraphs: false }]) {
     const tr = await Trainer.create({ ...options(rgb16), ...extra, device: 'cpu' });
@@ -245,7 +248,7 @@ test('`progan train` with a missing dataset exits 1 with a clear message', (t) =
 test('`progan train --device cuda` on a build or machine without CUDA exits 1 naming the way out; a bad --device is named', async (t) => {
   const data = await dataset('cli-device', 3, 8);
   const out = path.join(dir, 'run-cuda');
-  const r = cli(['train', '--data', data, '--out', out, '--device', 'cuda', '--no-cuda-graphs', '--deterministic', '--total-kimg', '0.016']);
+  const r = cli(['train', '--data', data, '--out', out, '--device', 'cuda', '--no-cuda-graphs', '--no-channels-last', '--deterministic', '--total-kimg', '0.016']);
   t.log(`via ${r.via}: exit ${r.status}; stderr: ${r.stderr.trim()}`);
   t.is(r.status, 1);
   t.regex(r.stderr, /device cuda was asked for but (this progan build has no CUDA kernels: run `npm run build:cuda`|no GPU is visible)/);
