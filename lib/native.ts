@@ -34,7 +34,7 @@ export interface NativeAddon {
     stride?: number;
     padding?: number;
     transposed?: boolean;
-    /** `convolution`: every kernel takes its tensors channels-last (NHWC). */
+    /** `convolution`, `upsampleConv`, `convDownsample` (impl 'auto'): every kernel takes its tensors channels-last (NHWC). */
     channelsLast?: boolean;
     group?: number;
     parts?: number;

@@ -36,11 +36,14 @@ function cases(): Case[] {
     out.push({ op: 'penalty', shapes: [[n, c, h, h]], out: [n], scalars: { lambda: 10, gamma: 1, k: 1 } });
     out.push({ op: 'penalty', shapes: [[n, c, h, h]], out: [n], scalars: { lambda: 10, gamma: 750, k: 8 } });
   }
-  for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 5, 7], [2, 6, 3, 8, 8], [1, 1, 1, 3, 3]]) {
-    out.push({ op: 'upsampleConv', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, 2 * h, 2 * w] });
-  }
-  for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 6, 10], [2, 6, 3, 5, 7], [1, 1, 1, 2, 2]]) {
-    out.push({ op: 'convDownsample', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, Math.floor(h / 2), Math.floor(w / 2)] });
+  // Fused-scale (ours) against unfused (reference), the fused side also channels-last.
+  for (const channelsLast of [false, true]) {
+    for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 5, 7], [2, 6, 3, 8, 8], [1, 1, 1, 3, 3]]) {
+      out.push({ op: 'upsampleConv', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, 2 * h, 2 * w], scalars: { channelsLast } });
+    }
+    for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 6, 10], [2, 6, 3, 5, 7], [1, 1, 1, 2, 2]]) {
+      out.push({ op: 'convDownsample', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, Math.floor(h / 2), Math.floor(w / 2)], scalars: { channelsLast } });
+    }
   }
   // Our convolution (layers/convolution.cpp) against ATen's with ATen's own derivatives: every
   // geometry the networks use (3×3 and 1×1 same-size, the fused-scale stride-2 4×4 and its
@@ -118,7 +121,8 @@ for (const dtype of ['float64', 'float32'] as const) {
       const id = `${c.op} [${c.shapes.map((s) => s.join('×')).join(', ')}] ${JSON.stringify(c.scalars ?? {})}`;
       // The layout flag takes effect (where NHWC and NCHW differ: several channels and pixels).
       const [, cout, oh, ow] = c.out;
-      if (c.op === 'convolution' && cout > 1 && oh * ow > 1 && fast.outputChannelsLast !== Boolean(c.scalars?.channelsLast)) {
+      const convolves = c.op === 'convolution' || c.op === 'upsampleConv' || c.op === 'convDownsample';
+      if (convolves && cout > 1 && oh * ow > 1 && fast.outputChannelsLast !== Boolean(c.scalars?.channelsLast)) {
         failures.push(`${id}: output ${fast.outputChannelsLast ? 'is' : 'is not'} channels-last`);
       }
       const pairs: [string, Tensor, Tensor][] = [

@@ -29,10 +29,13 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
   auto need = [&](size_t n) {
     TORCH_CHECK(x.size() == n, op, " takes ", n, " inputs but received ", x.size());
   };
-  // `alphaOnDevice`: α as a 0-dim tensor beside the inputs, as a step recorded as a CUDA graph passes it.
+  // `alphaOnDevice` (ours, not the reference): α as a 0-dim tensor beside the inputs, as a step
+  // recorded as a CUDA graph passes it, with a decoy host value: a blend that read the host value
+  // (which a recorded step would freeze) would not match the reference's plain α.
   const auto alpha = [&](const at::Tensor& like) {
     const double a = numberField(spec, "alpha");
-    return spec.Get("alphaOnDevice").ToBoolean().Value() ? Alpha(a, at::scalar_tensor(a, like.options())) : Alpha(a);
+    if (impl == "reference" || !spec.Get("alphaOnDevice").ToBoolean().Value()) return Alpha(a);
+    return Alpha(a >= 0.5 ? a - 0.5 : a + 0.5, at::scalar_tensor(a, like.options()));
   };
   if (op == "upsampleLerp") {
     need(2);
@@ -46,13 +49,15 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     need(1);
     return penaltyFromGradients(x[0], numberField(spec, "lambda"), numberField(spec, "gamma"), numberField(spec, "k"), ops);
   }
+  // `channelsLast` (ours, not the reference): every convolution channels-last.
+  const bool channelsLast = fused && spec.Get("channelsLast").ToBoolean().Value();
   if (op == "upsampleConv") {
     need(3);
-    return upsampleConv3x3(x[0], x[1], x[2], fused);
+    return upsampleConv3x3(x[0], x[1], x[2], fused, WinogradMode::Off, channelsLast);
   }
   if (op == "convDownsample") {
     need(3);
-    return conv3x3Downsample(x[0], x[1], x[2], fused);
+    return conv3x3Downsample(x[0], x[1], x[2], fused, WinogradMode::Off, channelsLast);
   }
   if (op == "convolution") {
     need(3);
@@ -61,7 +66,7 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     // The reference is ATen's convolution with ATen's own derivatives.
     if (impl == "reference") return at::convolution(x[0], x[1], x[2], {stride, stride}, {padding, padding}, {1, 1}, transposed, {0, 0}, 1);
     ConvGeometry g{{stride, stride}, {padding, padding}, {0, 0}, transposed};
-    g.channelsLast = spec.Get("channelsLast").ToBoolean().Value();
+    g.channelsLast = channelsLast;
     return convolution(x[0], x[1], x[2], g);
   }
   if (op == "winogradConvolution") {

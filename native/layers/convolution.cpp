@@ -31,7 +31,9 @@ bool asOrdinary(const ConvGeometry& g, const at::Tensor& x) {
 
 const std::vector<int64_t> kNoOutputPadding{0, 0};
 
-// t in the memory layout g asks for (a no-op when it is in it already).
+// t in the memory layout g asks for (a no-op when it is in it already). The Winograd kernels lay
+// out their operands themselves (and cache a weight's transform by its storage), so they are
+// handed theirs as they are.
 at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g) {
   return g.channelsLast ? t.contiguous(at::MemoryFormat::ChannelsLast) : t;
 }
@@ -39,11 +41,11 @@ at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g) {
 // The three kernels, without autograd. `like` tensors only lend their shape.
 at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std::optional<at::Tensor>& b,
                          const ConvGeometry& g) {
-  const auto x = laidOut(xIn, g), w = laidOut(wIn, g);
-  if (takesWinograd(g, x, w)) {
-    auto y = winogradConvolution(x, w);
+  if (takesWinograd(g, xIn, wIn)) {
+    auto y = winogradConvolution(xIn, wIn);
     return b ? y.add_(b->view({1, -1, 1, 1})) : y;
   }
+  const auto x = laidOut(xIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, x)) {
     std::vector<int64_t> shape{x.size(0), w.size(1)};
     for (int d = 0; d < 2; ++d) shape.push_back((x.size(2 + d) - 1) * g.stride[d] - 2 * g.padding[d] + w.size(2 + d));
@@ -56,8 +58,8 @@ at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std
 
 at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, const at::Tensor& xLike,
                            const ConvGeometry& g) {
+  if (takesWinograd(g, xLike, wIn)) return winogradInputGrad(gradOutIn, wIn);
   const auto gradOut = laidOut(gradOutIn, g), w = laidOut(wIn, g);
-  if (takesWinograd(g, xLike, w)) return winogradInputGrad(gradOut, w);
   if (asOrdinary(g, xLike)) return at::convolution(gradOut, w, std::nullopt, g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1);
   return std::get<0>(at::convolution_backward(gradOut, xLike, w, std::nullopt, g.stride, g.padding, {1, 1},
                                               g.transposed, g.outputPadding, 1, {true, false, false}));
@@ -65,8 +67,8 @@ at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, c
 
 at::Tensor weightGradKernel(const at::Tensor& xIn, const at::Tensor& gradOutIn, const at::Tensor& wLike,
                             const ConvGeometry& g) {
+  if (takesWinograd(g, xIn, wLike)) return winogradWeightGrad(xIn, gradOutIn);
   const auto x = laidOut(xIn, g), gradOut = laidOut(gradOutIn, g);
-  if (takesWinograd(g, x, wLike)) return winogradWeightGrad(x, gradOut);
   if (asOrdinary(g, x))
     return std::get<1>(at::convolution_backward(x, gradOut, wLike, std::nullopt, g.stride, g.padding, {1, 1}, false,
                                                 kNoOutputPadding, 1, {false, true, false}));

@@ -22,7 +22,8 @@ struct ConvGeometry {
   bool winograd = false;
   // Every kernel takes its activations and weights channels-last (NHWC): cuDNN's tensor-core kernels
   // want NHWC and transpose NCHW tensors around each call otherwise (~15 % of a 32² step on an H100).
-  // Tensors already channels-last pass through untouched, and the outputs stay channels-last.
+  // Tensors already channels-last pass through untouched, and the outputs stay channels-last. A
+  // Winograd convolution (CPU) ignores the flag: its kernels take any layout and return NCHW.
   bool channelsLast = false;
 };
 

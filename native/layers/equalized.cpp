@@ -31,9 +31,10 @@ ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode
 }
 
 // A kernel in the layout its convolution runs in, converted once here (as an autograd op) rather
-// than in each of the convolution's forward, backward and double-backward kernels.
-at::Tensor laidOut(const at::Tensor& w, bool channelsLast) {
-  return channelsLast ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
+// than in each of the convolution's forward, backward and double-backward kernels. Winograd's
+// kernels take it as it is (they cache its transform by storage: a fresh copy would miss).
+at::Tensor laidOut(const at::Tensor& w, const ConvGeometry& g) {
+  return g.channelsLast && !g.winograd ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
 }
 
 // Stride 2, padding 1: the fused conv-downsample, or (transposed) the fused upsample-conv.
@@ -60,27 +61,29 @@ at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const 
   const auto type = x.scalar_type();
   if (!fused) {
     const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-    const auto w = laidOut(weight.to(type), channelsLast);
-    return convolution(up, w, bias, same3x3(up, w, winograd, channelsLast));
+    const auto w = weight.to(type);
+    const auto g = same3x3(up, w, winograd, channelsLast);
+    return convolution(up, laidOut(w, g), bias, g);
   }
   // A transposed conv takes its kernel as [in, out, kh, kw]. shiftedSum maps each 3×3 block on its
   // own, so it builds that layout contiguously from the transposed 3×3 weight: a transposed view of
   // the 4×4 kernel instead made oneDNN copy it, and run in channels-last and convert the
   // activations back, in the forward and in every backward of the layer.
-  const auto w = laidOut(shiftedSum(weight.transpose(0, 1), /*flip=*/true, 1.0).to(type), channelsLast);
-  return convolution(x, w, bias, stride2Pad1(true, channelsLast));
+  const auto g = stride2Pad1(true, channelsLast);
+  return convolution(x, laidOut(shiftedSum(weight.transpose(0, 1), /*flip=*/true, 1.0).to(type), g), bias, g);
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
                              WinogradMode winograd, bool channelsLast) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    const auto w = laidOut(weight.to(x.scalar_type()), channelsLast);
-    auto y = at::avg_pool2d(convolution(x, w, {}, same3x3(x, w, winograd, channelsLast)), 2);
+    const auto w = weight.to(x.scalar_type());
+    const auto g = same3x3(x, w, winograd, channelsLast);
+    auto y = at::avg_pool2d(convolution(x, laidOut(w, g), {}, g), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
-  const auto w = laidOut(shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), channelsLast);
-  return convolution(x, w, bias, stride2Pad1(false, channelsLast));
+  const auto g = stride2Pad1(false, channelsLast);
+  return convolution(x, laidOut(shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), g), bias, g);
 }
 
 namespace {
@@ -100,8 +103,9 @@ at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, con
     case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd, channelsLast);
     case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd, channelsLast);
     default: {
-      const auto wx = laidOut(w.to(x.scalar_type()), channelsLast);
-      return convolution(x, wx, b, kernel == 3 ? same3x3(x, wx, winograd, channelsLast) : same(kernel / 2, channelsLast));
+      const auto wx = w.to(x.scalar_type());
+      const auto g = kernel == 3 ? same3x3(x, wx, winograd, channelsLast) : same(kernel / 2, channelsLast);
+      return convolution(x, laidOut(wx, g), b, g);
     }
   }
 }

@@ -1,5 +1,6 @@
 // The execution choices every equalized layer of a network shares (NetworkConfig::layerSettings(),
-// applied by applyLayerSettings in layers/equalized.h). None changes the function a layer computes.
+// applied by applyLayerSettings in layers/equalized.h). Winograd and channels-last change only
+// rounding; bfloat16 changes the arithmetic.
 #pragma once
 #include "layers/winograd.h"
 

@@ -101,7 +101,8 @@ async function main() {
         const s = Number(process.hrtime.bigint() - t0) / 1e9;
         const memory = gpuMemory?.();
         const peakGpuMB = memory ? memory.peakAllocatedBytes / 2 ** 20 : undefined;
-        // Reserved bytes include a recorded graph's private pool, which the allocated count misses.
+        // Reserved bytes include a recorded graph's private pool, which the allocated count misses;
+        // they also hold what the comparison trainers (--eager-too, --nchw-too) keep cached.
         const peakReservedGpuMB = memory ? memory.peakReservedBytes / 2 ** 20 : undefined;
         const ours = (steps * mb) / s;
         const graphs = trainer.state.cudaGraphs;
