@@ -31,13 +31,6 @@ bool asOrdinary(const ConvGeometry& g, const at::Tensor& x) {
 
 const std::vector<int64_t> kNoOutputPadding{0, 0};
 
-// t in the memory layout g asks for (a no-op when it is in it already). The Winograd kernels lay
-// out their operands themselves (and cache a weight's transform by its storage), so they are
-// handed theirs as they are.
-at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g) {
-  return g.channelsLast ? t.contiguous(at::MemoryFormat::ChannelsLast) : t;
-}
-
 // The three kernels, without autograd. `like` tensors only lend their shape.
 at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std::optional<at::Tensor>& b,
                          const ConvGeometry& g) {
@@ -190,6 +183,10 @@ variable_list WeightGradFunction::backward(AutogradContext* ctx, variable_list g
 }
 
 }  // namespace
+
+at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g) {
+  return g.channelsLast && !g.winograd ? t.contiguous(at::MemoryFormat::ChannelsLast) : t;
+}
 
 at::Tensor convolution(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const ConvGeometry& geometry) {
   TORCH_CHECK(x.dim() == 4 && w.dim() == 4, "convolution expects a 4-D input and weight but received ", x.sizes(),

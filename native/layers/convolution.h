@@ -27,6 +27,12 @@ struct ConvGeometry {
   bool channelsLast = false;
 };
 
+// t in the memory layout g's kernels take: channels-last where g asks for it (a no-op when t is in
+// it already), as it is for the Winograd kernels, which lay out their operands themselves and cache
+// a weight's transform by its storage. A layer calls it on its kernel (an autograd op), so that the
+// conversion happens once per forward rather than in each of the convolution's kernels.
+at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g);
+
 // at::convolution(x, w, b, stride, padding, dilation 1, transposed, outputPadding, groups 1); `b`
 // may be undefined.
 at::Tensor convolution(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const ConvGeometry& geometry);

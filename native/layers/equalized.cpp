@@ -30,13 +30,6 @@ ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode
   return g;
 }
 
-// A kernel in the layout its convolution runs in, converted once here (as an autograd op) rather
-// than in each of the convolution's forward, backward and double-backward kernels. Winograd's
-// kernels take it as it is (they cache its transform by storage: a fresh copy would miss).
-at::Tensor laidOut(const at::Tensor& w, const ConvGeometry& g) {
-  return g.channelsLast && !g.winograd ? w.contiguous(at::MemoryFormat::ChannelsLast) : w;
-}
-
 // Stride 2, padding 1: the fused conv-downsample, or (transposed) the fused upsample-conv.
 ConvGeometry stride2Pad1(bool transposed, bool channelsLast) {
   ConvGeometry g{{2, 2}, {1, 1}, {0, 0}, transposed};
