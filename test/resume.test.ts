@@ -10,6 +10,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { prepareDataset } from '../lib/dataset';
 import { readSafetensors, type NamedTensors } from '../lib/safetensors';
+import { readCheckpoint, writeCheckpoint } from '../lib/train/checkpoint';
 import { Trainer, type TrainerState } from '../lib/train/trainer';
 import type { TrainingOptionsInput } from '../lib/train/options';
 
@@ -176,6 +177,28 @@ test('exact resume also holds for trainPhase() stopped mid-fade', async (t) => {
   t.true(stoppedAt > 0 && stoppedAt < FADE);
   t.deepEqual(d.different, []);
   t.is(b.state.imagesShown, a.state.imagesShown);
+});
+
+test('a checkpoint written before cudaGraphs, deterministic, channelsLast and precision existed resumes with their defaults', async (t) => {
+  const first = await Trainer.create(options(data));
+  await first.train({ totalImages: 16, tickImages: 8 });
+  const ck = path.join(dir, 'current.safetensors');
+  first.save(ck);
+  // The same checkpoint as an older progan wrote it: its options lack the four (the checksum covers
+  // tensors only, so rewriting the metadata keeps it valid).
+  const c = readCheckpoint(ck);
+  const { cudaGraphs: _g, deterministic: _d, ...training } = c.options;
+  const { channelsLast: _c, precision: _p, ...network } = c.options.network;
+  const old = path.join(dir, 'older.safetensors');
+  writeCheckpoint(old, { ...c, options: { ...training, network } as typeof c.options });
+  const resumed = await Trainer.resume(old);
+  t.like(resumed.options, { cudaGraphs: true, deterministic: false, network: { channelsLast: 'auto', precision: 'float32' } });
+  await resumed.train({ totalImages: 32, tickImages: 8 });
+  const same = await Trainer.resume(ck);
+  await same.train({ totalImages: 32, tickImages: 8 });
+  const d = diffParams(snapshot(same), snapshot(resumed));
+  t.log(`resumed from the older-format checkpoint and from the current one, 2 steps each: ${d.different.length}/${d.compared} tensors differ`);
+  t.deepEqual(d.different, []);
 });
 
 function pythonSafetensors(): string {

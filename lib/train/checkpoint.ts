@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { readSafetensors, writeSafetensors, type NamedTensors } from '../safetensors';
-import type { TrainingConfig } from './options';
+import { resolveNetworkOptions } from '../options';
+import { DEVICE_DEFAULTS, type TrainingConfig } from './options';
 
 export const CHECKPOINT_FORMAT = 'progan-checkpoint';
 export const CHECKPOINT_VERSION = '1';
@@ -50,6 +51,19 @@ export function writeCheckpoint(file: string, c: CheckpointContents): void {
   });
 }
 
+// Options that did not exist when a checkpoint was written get their defaults: the network's from
+// its resolver (a resolved network config resolves to itself), the device options' from
+// DEVICE_DEFAULTS.
+function withCurrentDefaults(o: TrainingConfig): TrainingConfig {
+  return {
+    ...o,
+    network: resolveNetworkOptions(o.network),
+    device: o.device ?? DEVICE_DEFAULTS.device,
+    cudaGraphs: o.cudaGraphs ?? DEVICE_DEFAULTS.cudaGraphs,
+    deterministic: o.deterministic ?? DEVICE_DEFAULTS.deterministic,
+  };
+}
+
 export function readCheckpoint(file: string): CheckpointContents {
   if (!fs.existsSync(file)) throw new CheckpointError(file, 'the file does not exist');
   const { tensors, metadata } = readSafetensors(file);
@@ -62,8 +76,9 @@ export function readCheckpoint(file: string): CheckpointContents {
   if (metadata.checksum !== tensorChecksum(tensors)) {
     throw new CheckpointError(file, 'its tensor data does not match its checksum (corrupt or modified)');
   }
+  let contents: CheckpointContents;
   try {
-    return {
+    contents = {
       options: JSON.parse(metadata.options) as TrainingConfig,
       scalars: JSON.parse(metadata.scalars) as Record<string, number>,
       versions: JSON.parse(metadata.versions) as { progan: string; torch: string },
@@ -71,5 +86,10 @@ export function readCheckpoint(file: string): CheckpointContents {
     };
   } catch {
     throw new CheckpointError(file, 'its metadata is not valid JSON (modified?)');
+  }
+  try {
+    return { ...contents, options: withCurrentDefaults(contents.options) };
+  } catch (e) {
+    throw new CheckpointError(file, `its options do not fit this progan: ${(e as Error).message}`);
   }
 }

@@ -118,6 +118,9 @@ export interface TrainingConfig {
   deterministic: boolean;
 }
 
+/** The device options' defaults (also what a checkpoint written before an option existed gets). */
+export const DEVICE_DEFAULTS = { device: 'auto', cudaGraphs: true, deterministic: false } as const;
+
 /** Training defaults per preset. paper: official v2, 1 GPU. small: a CPU demo that grows in minutes. */
 const TRAINING_PRESETS: Record<PresetName, Omit<TrainingConfig, 'data' | 'network' | 'seed' | 'threads' | 'device' | 'cudaGraphs' | 'deterministic'>> = {
   paper: {
@@ -208,9 +211,9 @@ export function resolveTrainingOptions(input: TrainingOptionsInput): TrainingCon
     mirror: o.mirror ?? base.mirror,
     seed: o.seed ?? 0,
     threads: o.threads ?? 0,
-    device: o.device ?? 'auto',
-    cudaGraphs: o.cudaGraphs ?? true,
-    deterministic: o.deterministic ?? false,
+    device: o.device ?? DEVICE_DEFAULTS.device,
+    cudaGraphs: o.cudaGraphs ?? DEVICE_DEFAULTS.cudaGraphs,
+    deterministic: o.deterministic ?? DEVICE_DEFAULTS.deterministic,
   };
 }
 

@@ -88,11 +88,9 @@ export class Trainer {
   /** Continues exactly where a checkpoint stopped. `data` points at the dataset if it moved. */
   static async resume(checkpoint: string, overrides: { data?: string } = {}): Promise<Trainer> {
     const c = readCheckpoint(checkpoint);
-    // Checkpoints written before an option existed lack it: its default, as the native side reads it.
-    const network = { ...c.options.network, precision: c.options.network.precision ?? 'float32', channelsLast: c.options.network.channelsLast ?? 'auto' };
-    const options = { ...c.options, network, data: overrides.data ?? c.options.data };
+    const options = { ...c.options, data: overrides.data ?? c.options.data };
     const { header, config } = describeDataset(options);
-    const handle = new (native().Trainer)({ ...options, device: resolveDevice(options.device ?? 'auto'), dataset: config });
+    const handle = new (native().Trainer)({ ...options, device: resolveDevice(options.device), dataset: config });
     try {
       handle.importState([...c.tensors].map(([k, t]) => [k, toNative(t, k)]), c.scalars);
     } catch (e) {
