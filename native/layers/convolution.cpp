@@ -4,6 +4,9 @@
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <vector>
+
+#include <c10/core/MemoryFormat.h>
 
 #include "layers/winograd.h"
 
@@ -182,7 +185,35 @@ variable_list WeightGradFunction::backward(AutogradContext* ctx, variable_list g
   return {dx, dGradOut, at::Tensor(), at::Tensor()};
 }
 
+// out = t·scale, written with `outStrides` (t's sizes) in the same pass. Its gradient is the same
+// map back into t's layout.
+struct ScaledCopyFunction : Function<ScaledCopyFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& t, double scale, std::vector<int64_t> outStrides) {
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["inputStrides"] = t.strides().vec();
+    auto out = at::empty_strided(t.sizes(), outStrides, t.options());
+    // A tensor operand: mul_out with a Scalar multiplies into a temporary and copies that over.
+    auto factor = c10::scalar_to_tensor(at::Scalar(scale));
+    factor.unsafeGetTensorImpl()->set_wrapped_number(true);
+    return at::mul_out(out, t, factor);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    return {ScaledCopyFunction::apply(grads[0], ctx->saved_data["scale"].toDouble(), ctx->saved_data["inputStrides"].toIntVector()),
+            at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor scaledKernel(const at::Tensor& w, double scale, const ConvGeometry& g) {
+  const bool relayout = g.channelsLast && !g.winograd && w.dim() == 4 && !w.is_contiguous(at::MemoryFormat::ChannelsLast);
+  if (!relayout || !w.is_non_overlapping_and_dense()) {
+    const auto scaled = scale == 1.0 ? w : w * scale;
+    return laidOut(scaled, g);
+  }
+  return ScaledCopyFunction::apply(w, scale, c10::get_channels_last_strides_2d(w.sizes()));
+}
 
 at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g) {
   return g.channelsLast && !g.winograd ? t.contiguous(at::MemoryFormat::ChannelsLast) : t;

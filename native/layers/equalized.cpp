@@ -49,34 +49,34 @@ int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double sp
 }  // namespace
 
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                           WinogradMode winograd, bool channelsLast) {
+                           WinogradMode winograd, bool channelsLast, double weightScale) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
   const auto type = x.scalar_type();
   if (!fused) {
     const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
     const auto w = weight.to(type);
     const auto g = same3x3(up, w, winograd, channelsLast);
-    return convolution(up, laidOut(w, g), bias, g);
+    return convolution(up, scaledKernel(w, weightScale, g), bias, g);
   }
   // A transposed conv takes its kernel as [in, out, kh, kw]. shiftedSum maps each 3×3 block on its
-  // own, so it builds that layout contiguously from the transposed 3×3 weight: a transposed view of
-  // the 4×4 kernel instead made oneDNN copy it, and run in channels-last and convert the
-  // activations back, in the forward and in every backward of the layer.
+  // own, so it builds that layout from the transposed 3×3 weight, in the layout the conv takes: a
+  // transposed view of the 4×4 kernel instead made oneDNN copy it, and run in channels-last and
+  // convert the activations back, in the forward and in every backward of the layer.
   const auto g = stride2Pad1(true, channelsLast);
-  return convolution(x, laidOut(shiftedSum(weight.transpose(0, 1), /*flip=*/true, 1.0).to(type), g), bias, g);
+  return convolution(x, laidOut(shiftedSum(weight.transpose(0, 1), /*flip=*/true, weightScale, channelsLast).to(type), g), bias, g);
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                             WinogradMode winograd, bool channelsLast) {
+                             WinogradMode winograd, bool channelsLast, double weightScale) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
     const auto w = weight.to(x.scalar_type());
     const auto g = same3x3(x, w, winograd, channelsLast);
-    auto y = at::avg_pool2d(convolution(x, laidOut(w, g), {}, g), 2);
+    auto y = at::avg_pool2d(convolution(x, scaledKernel(w, weightScale, g), {}, g), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
   const auto g = stride2Pad1(false, channelsLast);
-  return convolution(x, laidOut(shiftedSum(weight, /*flip=*/false, 0.25).to(x.scalar_type()), g), bias, g);
+  return convolution(x, laidOut(shiftedSum(weight, /*flip=*/false, 0.25 * weightScale, channelsLast).to(x.scalar_type()), g), bias, g);
 }
 
 namespace {
@@ -90,15 +90,16 @@ at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bia
 // The three conv layouts of a layer: plain 3×3 / 1×1, upsample-conv, conv-downsample.
 enum class ConvKind { Plain, Upsampled, Downsampled };
 
-at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t kernel,
-                    bool fused, WinogradMode winograd, bool channelsLast) {
+// conv(x, w·weightScale) + b.
+at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, double weightScale, const at::Tensor& b,
+                    int64_t kernel, bool fused, WinogradMode winograd, bool channelsLast) {
   switch (kind) {
-    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd, channelsLast);
-    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd, channelsLast);
+    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd, channelsLast, weightScale);
+    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd, channelsLast, weightScale);
     default: {
       const auto wx = w.to(x.scalar_type());
       const auto g = kernel == 3 ? same3x3(x, wx, winograd, channelsLast) : same(kernel / 2, channelsLast);
-      return convolution(x, laidOut(wx, g), b, g);
+      return convolution(x, scaledKernel(wx, weightScale, g), b, g);
     }
   }
 }
@@ -110,13 +111,13 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::
   if (l.bfloat16 && type != at::kBFloat16) {
     // Reduced precision: the scale and bias go on the output, which returns to the weights' type there.
     // The weight is cast where the conv takes it, after a fused-scale kernel is summed in full precision.
-    const auto y = convolve(kind, x.to(at::kBFloat16), w, {}, l.kernel, fused, l.winograd, channelsLast);
+    const auto y = convolve(kind, x.to(at::kBFloat16), w, 1.0, {}, l.kernel, fused, l.winograd, channelsLast);
     return scaleAddBias(y, l.scale, l.bias, type);
   }
   const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;
   if (!scalesOutput(w, convOutputNumel(x, w, spatial)))
-    return convolve(kind, x, l.scaledWeight(), l.bias, l.kernel, fused, l.winograd, channelsLast);
-  return scaleAddBias(convolve(kind, x, w, {}, l.kernel, fused, l.winograd, channelsLast), l.scale, l.bias, type);
+    return convolve(kind, x, w, l.scale, l.bias, l.kernel, fused, l.winograd, channelsLast);
+  return scaleAddBias(convolve(kind, x, w, 1.0, {}, l.kernel, fused, l.winograd, channelsLast), l.scale, l.bias, type);
 }
 }  // namespace
 

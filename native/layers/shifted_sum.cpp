@@ -3,9 +3,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <c10/core/MemoryFormat.h>
+#include <c10/util/strides.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
+#include <array>
 #include <deque>
+#include <vector>
 #include <mutex>
 #include <type_traits>
 
@@ -17,79 +22,114 @@ using torch::autograd::AutogradContext;
 using torch::autograd::Function;
 using torch::autograd::variable_list;
 
-// Position of K[a][b] in the stored 4×4 kernel.
-inline int kernelIndex(int a, int b, bool flip) { return flip ? (3 - a) * 4 + (3 - b) : a * 4 + b; }
+// Where each entry (r, c) of a [side, side] block of a 4-D tensor lies from the block's start,
+// row-major; `flip` reverses both dimensions. Computed once per call from the strides: a block's
+// entries are adjacent in a contiguous kernel and a channel apart in a channels-last one.
+template <int Side>
+std::array<int64_t, Side * Side> blockOffsets(const at::Tensor& t, bool flip) {
+  std::array<int64_t, Side * Side> offsets{};
+  for (int r = 0; r < Side; ++r)
+    for (int c = 0; c < Side; ++c) {
+      const int rr = flip ? Side - 1 - r : r, cc = flip ? Side - 1 - c : c;
+      offsets[r * Side + c] = rr * t.stride(2) + cc * t.stride(3);
+    }
+  return offsets;
+}
 
-// A new [O, I, side, side] tensor whose every (o, i) block is block(in, out) of the same block of
-// `t` (`inSize` values in, side² out), in `t`'s dtype.
-template <class Block>
-at::Tensor perBlock(const at::Tensor& t, int64_t inSize, int64_t side, const Block& block) {
-  const auto src = t.contiguous();
-  auto out = at::empty({t.size(0), t.size(1), side, side}, t.options());
-  const int64_t blocks = t.size(0) * t.size(1), outSize = side * side;
+// For every (o, i) of t [O, I, ·, ·] (any strides: the up-convolution passes a transposed weight),
+// block(t's block start, out's block start); same dtype. The (o, i) pairs go in tiles of
+// kTile × kTile: between a transposed and a channels-last layout one side's blocks lie far apart
+// along o and the other's along i, so a row of either at a time misses the cache on one side.
+constexpr int64_t kTile = 16;
+
+template <class BlockFn>
+void perBlock(const at::Tensor& t, const at::Tensor& out, const BlockFn& block) {
+  const int64_t rows = t.size(0), cols = t.size(1);
+  const int64_t tileRows = (rows + kTile - 1) / kTile, tileCols = (cols + kTile - 1) / kTile;
+  const auto is = t.strides(), os = out.strides();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, t.scalar_type(), "shiftedSumCpu", [&] {
-    const scalar_t* in = src.data_ptr<scalar_t>();
-    scalar_t* o = out.data_ptr<scalar_t>();
-    at::parallel_for(0, blocks, 1024, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) block(in + p * inSize, o + p * outSize);
+    const scalar_t* in = t.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, tileRows * tileCols, 4, [&](int64_t begin, int64_t end) {
+      for (int64_t tile = begin; tile < end; ++tile) {
+        const int64_t a0 = (tile / tileCols) * kTile, b0 = (tile % tileCols) * kTile;
+        for (int64_t a = a0; a < std::min(a0 + kTile, rows); ++a)
+          for (int64_t b = b0; b < std::min(b0 + kTile, cols); ++b) block(in + a * is[0] + b * is[1], o + a * os[0] + b * os[1]);
+      }
     });
   });
-  return out;
 }
 
 // `scalar_t` arithmetic, so bfloat16 rounds after every addition as ATen's adds do.
 template <class T>
 T scaled(T v, double scale) { return scale == 1.0 ? v : T(v * static_cast<T>(scale)); }
 
-// K from w, one [3×3] → [4×4] block per (o, i).
-at::Tensor shiftedSumCpu(const at::Tensor& w, bool flip, double scale) {
-  return perBlock(w, 9, 4, [&](const auto* k, auto* out) {
-    using T = std::remove_pointer_t<decltype(out)>;
-    auto at3 = [&](int r, int c) { return r >= 0 && r < 3 && c >= 0 && c < 3 ? k[r * 3 + c] : T(0); };
+// K from w, one [3×3] → [4×4] block per (o, i), into a tensor with `outStrides`.
+at::Tensor shiftedSumCpu(const at::Tensor& w, bool flip, double scale, at::IntArrayRef outStrides) {
+  auto out = at::empty_strided({w.size(0), w.size(1), 4, 4}, outStrides, w.options());
+  const auto from = blockOffsets<3>(w, false);
+  const auto to = blockOffsets<4>(out, flip);
+  perBlock(w, out, [&](const auto* k, auto* o) {
+    using T = std::remove_pointer_t<decltype(o)>;
+    auto at3 = [&](int r, int c) { return r >= 0 && r < 3 && c >= 0 && c < 3 ? k[from[r * 3 + c]] : T(0); };
     for (int a = 0; a < 4; ++a)
       for (int b = 0; b < 4; ++b) {
         T v = at3(a, b) + at3(a - 1, b);
         v = v + at3(a, b - 1);
         v = v + at3(a - 1, b - 1);
-        out[kernelIndex(a, b, flip)] = scaled(v, scale);
+        o[to[a * 4 + b]] = scaled(v, scale);
       }
   });
+  return out;
 }
 
-// The adjoint: g[r][c] = Σ of the four K entries w[r][c] feeds, times `scale`.
-at::Tensor shiftedSumAdjointCpu(const at::Tensor& grad, bool flip, double scale) {
-  return perBlock(grad, 16, 3, [&](const auto* g, auto* out) {
-    using T = std::remove_pointer_t<decltype(out)>;
+// The adjoint: g[r][c] = Σ of the four K entries w[r][c] feeds, times `scale`, into a tensor with
+// `outStrides`.
+at::Tensor shiftedSumAdjointCpu(const at::Tensor& grad, bool flip, double scale, at::IntArrayRef outStrides) {
+  auto out = at::empty_strided({grad.size(0), grad.size(1), 3, 3}, outStrides, grad.options());
+  const auto from = blockOffsets<4>(grad, flip);
+  const auto to = blockOffsets<3>(out, false);
+  perBlock(grad, out, [&](const auto* g, auto* o) {
+    using T = std::remove_pointer_t<decltype(o)>;
     for (int r = 0; r < 3; ++r)
       for (int c = 0; c < 3; ++c) {
-        T v = g[kernelIndex(r, c, flip)] + g[kernelIndex(r + 1, c, flip)];
-        v = v + g[kernelIndex(r, c + 1, flip)];
-        v = v + g[kernelIndex(r + 1, c + 1, flip)];
-        out[r * 3 + c] = scaled(v, scale);
+        T v = g[from[r * 4 + c]] + g[from[(r + 1) * 4 + c]];
+        v = v + g[from[r * 4 + c + 1]];
+        v = v + g[from[(r + 1) * 4 + c + 1]];
+        o[to[r * 3 + c]] = scaled(v, scale);
       }
   });
+  return out;
+}
+
+std::vector<int64_t> contiguousStrides(at::IntArrayRef sizes) {
+  const auto s = c10::contiguous_strides(sizes);
+  return {s.begin(), s.end()};
 }
 
 struct ShiftedSumFunction;
 struct ShiftedSumAdjointFunction;
 
-void saveFlags(AutogradContext* ctx, bool flip, double scale) {
+// Each function's gradient takes the layout of the function's input (a parameter's gradient then
+// needs no copy to accumulate), and is the other function.
+void saveFlags(AutogradContext* ctx, const at::Tensor& input, bool flip, double scale) {
   ctx->saved_data["flip"] = flip;
   ctx->saved_data["scale"] = scale;
+  ctx->saved_data["inputStrides"] = input.is_non_overlapping_and_dense() ? input.strides().vec() : contiguousStrides(input.sizes());
 }
 
 struct ShiftedSumFunction : Function<ShiftedSumFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& w, bool flip, double scale) {
-    saveFlags(ctx, flip, scale);
-    return shiftedSumCpu(w, flip, scale);
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& w, bool flip, double scale, std::vector<int64_t> outStrides) {
+    saveFlags(ctx, w, flip, scale);
+    return shiftedSumCpu(w, flip, scale, outStrides);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads);
 };
 
 struct ShiftedSumAdjointFunction : Function<ShiftedSumAdjointFunction> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad, bool flip, double scale) {
-    saveFlags(ctx, flip, scale);
-    return shiftedSumAdjointCpu(grad, flip, scale);
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& grad, bool flip, double scale, std::vector<int64_t> outStrides) {
+    saveFlags(ctx, grad, flip, scale);
+    return shiftedSumAdjointCpu(grad, flip, scale, outStrides);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads);
 };
@@ -97,14 +137,19 @@ struct ShiftedSumAdjointFunction : Function<ShiftedSumAdjointFunction> {
 variable_list ShiftedSumFunction::backward(AutogradContext* ctx, variable_list grads) {
   const bool flip = ctx->saved_data["flip"].toBool();
   const double scale = ctx->saved_data["scale"].toDouble();
-  return {ShiftedSumAdjointFunction::apply(grads[0], flip, scale), at::Tensor(), at::Tensor()};
+  const auto strides = ctx->saved_data["inputStrides"].toIntVector();
+  return {ShiftedSumAdjointFunction::apply(grads[0], flip, scale, strides), at::Tensor(), at::Tensor(), at::Tensor()};
 }
 
 variable_list ShiftedSumAdjointFunction::backward(AutogradContext* ctx, variable_list grads) {
   const bool flip = ctx->saved_data["flip"].toBool();
   const double scale = ctx->saved_data["scale"].toDouble();
-  return {ShiftedSumFunction::apply(grads[0], flip, scale), at::Tensor(), at::Tensor()};
+  const auto strides = ctx->saved_data["inputStrides"].toIntVector();
+  return {ShiftedSumFunction::apply(grads[0], flip, scale, strides), at::Tensor(), at::Tensor(), at::Tensor()};
 }
+
+// Position of K[a][b] in a contiguous 4×4 kernel, reversed in both dimensions when `flip`.
+inline int kernelIndex(int a, int b, bool flip) { return flip ? (3 - a) * 4 + (3 - b) : a * 4 + b; }
 
 // [9, 16]: column (a, b) holds `scale` at the rows of the 3×3 entries K[a][b] sums.
 at::Tensor shiftedSumMatrix(bool flip, double scale, const at::TensorOptions& options) {
@@ -141,12 +186,16 @@ const at::Tensor& cachedShiftedSumMatrix(bool flip, double scale, const at::Tens
 
 }  // namespace
 
-at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale) {
+at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale, bool channelsLast) {
   TORCH_CHECK(w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3, "shiftedSum expects [O, I, 3, 3] but received ",
               w.sizes());
-  if (w.is_cpu()) return ShiftedSumFunction::apply(w, flip, scale);
   const int64_t o = w.size(0), i = w.size(1);
-  return at::mm(w.reshape({o * i, 9}), cachedShiftedSumMatrix(flip, scale, w.options())).view({o, i, 4, 4});
+  if (w.is_cpu()) {
+    const std::vector<int64_t> sizes{o, i, 4, 4};
+    return ShiftedSumFunction::apply(w, flip, scale, channelsLast ? c10::get_channels_last_strides_2d(sizes) : contiguousStrides(sizes));
+  }
+  const auto k = at::mm(w.reshape({o * i, 9}), cachedShiftedSumMatrix(flip, scale, w.options())).view({o, i, 4, 4});
+  return channelsLast ? k.contiguous(at::MemoryFormat::ChannelsLast) : k;
 }
 
 }  // namespace progan

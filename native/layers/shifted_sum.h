@@ -12,7 +12,9 @@
 
 namespace progan {
 
-// w: [O, I, 3, 3] → [O, I, 4, 4].
-at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale);
+// w: [O, I, 3, 3] (any strides) → [O, I, 4, 4], channels-last (NHWC) when asked: a conv that takes
+// its kernel channels-last then needs no copy of it, in the forward or in the gradient, which
+// returns in w's layout.
+at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale, bool channelsLast = false);
 
 }  // namespace progan

@@ -286,6 +286,8 @@ void forEachPass(const Tiling& whole, int64_t channels, Pass pass) {
 
 at::Tensor channelsLast(const at::Tensor& t) { return t.permute({0, 2, 3, 1}).contiguous(); }
 
+bool isChannelsLast(const at::Tensor& t) { return t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous(); }
+
 // NHWC images → V [16, tiles, C].
 at::Tensor transformInput(const at::Tensor& nhwc, const Tiling& t, bool mirrored) {
   const int64_t channels = nhwc.size(3);
@@ -303,8 +305,9 @@ void transformOutput(const at::Tensor& m, const Tiling& t, bool mirrored, const 
   });
 }
 
-// The NCHW convolution of x by the transformed kernel u [16, C, O] (or its transposed view), pass by
-// pass over the batch.
+// The convolution of x by the transformed kernel u [16, C, O] (or its transposed view), pass by
+// pass over the batch, in x's layout: a channels-last x is the NHWC the transforms read, and the
+// NHWC they write is a channels-last result.
 at::Tensor convolveTransformed(const at::Tensor& x, const at::Tensor& u, bool mirrored) {
   const Tiling whole(x.size(0), x.size(2), x.size(3));
   const int64_t outChannels = u.size(2);
@@ -316,7 +319,8 @@ at::Tensor convolveTransformed(const at::Tensor& x, const at::Tensor& u, bool mi
     batchedProduct(v, u, m);
     transformOutput(m, t, mirrored, y.narrow(0, i, t.n));
   });
-  return y.permute({0, 3, 1, 2}).contiguous();
+  const auto nchw = y.permute({0, 3, 1, 2});
+  return isChannelsLast(x) ? nchw : nchw.contiguous();
 }
 
 at::Tensor computeKernelTransform(const at::Tensor& w) {
