@@ -69,8 +69,8 @@ function cases(): Case[] {
   // Our matrix product (layers/matrix_product.cpp) against ATen's mm: skinny products that take the
   // swapped order (output rows < columns, output smaller than an operand) and the direct one, with the
   // second factor stored as is or transposed (a dense layer's weight, whose gradient keeps that
-  // layout); the last three have an operand or a derivative of over 2²⁰ elements, which float32
-  // computes with oneDNN (the last through its 1031×1021 result alone, as a weight gradient is).
+  // layout); the last three (and their derivatives) are products of over 2²⁰ multiply-adds, which
+  // float32 computes with oneDNN, the others with MKL.
   for (const [m, k, n] of [[3, 5, 40], [2, 33, 7], [40, 3, 5], [1, 1, 1], [4, 6, 6], [5, 1031, 1019], [3, 2053, 517], [1031, 4, 1021]]) {
     out.push({ op: 'matrixProduct', shapes: [[m, k], [k, n]], out: [m, n] });
     out.push({ op: 'matrixProduct', shapes: [[m, k], [n, k]], out: [m, n], scalars: { transposed: true } });

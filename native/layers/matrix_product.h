@@ -2,9 +2,9 @@
 // it fastest.
 //
 // The dense layers' products are skinny: a batch of 16–32 rows against a weight of up to 8192×512.
-// Float32 products with an operand or result of 2²⁰ elements or more (the paper preset's 8192×512
-// layers) go to oneDNN, whose AVX-512 kernels beat MKL's on this kind of CPU (AMD, where MKL takes
-// its AVX2 path): paper 4² steps took 11 % less CPU time. Below that, MKL computes A·B 1.1–2.4×
+// Float32 products of 2²⁰ multiply-adds or more (every dense layer's but the last, at both presets)
+// go to oneDNN, whose AVX-512 kernels beat MKL's on this kind of CPU (AMD, where MKL takes its AVX2
+// path): paper 4² steps took 11 % less CPU time. Below that, MKL computes A·B 1.1–2.4×
 // faster as (Bᵀ·Aᵀ)ᵀ for an output with fewer rows than columns (measured in scripts/bench's run of
 // one process, 2 threads). The swapped order writes the transposed output, so it is taken only where
 // the output is an activation, small beside the weight; a weight gradient is computed in the layout
