@@ -58,7 +58,7 @@ export const networkOptionsSchema = z
     /**
      * Convolutions in channels-last (NHWC) memory layout: the same function, in the layout cuDNN's
      * tensor-core kernels want (NCHW makes cuDNN transpose around every call). 'auto' takes it on
-     * CUDA only: on the CPU, oneDNN ran the small preset's steps 2–5 % faster with it from 8² up and
+     * CUDA only: on the CPU, oneDNN ran the small preset's steps 2–6 % faster with it from 8² up and
      * 9 % slower at 4² (`true` suits long runs at 16² and up).
      */
     channelsLast: z.union([z.literal('auto'), z.boolean()], {

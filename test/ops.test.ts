@@ -20,7 +20,7 @@ interface Case {
   shapes: number[][];
   out: number[];
   only?: Dtype; // compared in this dtype only
-  scalars?: { group?: number; parts?: number; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; alphaOnDevice?: boolean };
+  scalars?: { group?: number; parts?: number; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; alphaOnDevice?: boolean; weightScale?: number };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
@@ -36,25 +36,27 @@ function cases(): Case[] {
     out.push({ op: 'penalty', shapes: [[n, c, h, h]], out: [n], scalars: { lambda: 10, gamma: 1, k: 1 } });
     out.push({ op: 'penalty', shapes: [[n, c, h, h]], out: [n], scalars: { lambda: 10, gamma: 750, k: 8 } });
   }
-  // Fused-scale (ours) against unfused (reference), the fused side also channels-last.
-  for (const channelsLast of [false, true]) {
-    for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 5, 7], [2, 6, 3, 8, 8], [1, 1, 1, 3, 3]]) {
-      out.push({ op: 'upsampleConv', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, 2 * h, 2 * w], scalars: { channelsLast } });
+  // Fused-scale (ours) against unfused (reference), the fused side also channels-last and with an
+  // equalized-LR scale folded into its kernel (the reference multiplies the weight by it first).
+  for (const channelsLast of [false, true]) for (const weightScale of [1, 0.37]) {
+    for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 5, 7], [2, 6, 3, 8, 8], [1, 1, 1, 3, 3], [1, 17, 18, 3, 3]]) {
+      out.push({ op: 'upsampleConv', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, 2 * h, 2 * w], scalars: { channelsLast, weightScale } });
     }
-    for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 6, 10], [2, 6, 3, 5, 7], [1, 1, 1, 2, 2]]) {
-      out.push({ op: 'convDownsample', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, Math.floor(h / 2), Math.floor(w / 2)], scalars: { channelsLast } });
+    for (const [n, cin, cout, h, w] of [[1, 3, 5, 4, 4], [3, 4, 2, 6, 10], [2, 6, 3, 5, 7], [1, 1, 1, 2, 2], [1, 18, 17, 4, 4]]) {
+      out.push({ op: 'convDownsample', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, Math.floor(h / 2), Math.floor(w / 2)], scalars: { channelsLast, weightScale } });
     }
   }
   // Our convolution (layers/convolution.cpp) against ATen's with ATen's own derivatives: every
   // geometry the networks use (3×3 and 1×1 same-size, the fused-scale stride-2 4×4 and its
-  // transposed twin), in NCHW and channels-last layout (ATen's reference takes the NCHW tensors).
-  for (const channelsLast of [false, true]) for (const [n, cin, cout, h, w, k, stride, padding, transposed] of [
+  // transposed twin), in NCHW and channels-last layout (ATen's reference takes the NCHW tensors), with
+  // the kernel scaled and laid out by scaledKernel as a layer does (ATen's reference scales it first).
+  for (const channelsLast of [false, true]) for (const weightScale of [1, 0.37]) for (const [n, cin, cout, h, w, k, stride, padding, transposed] of [
     [1, 3, 5, 5, 4, 3, 1, 1, false], [3, 4, 2, 5, 7, 1, 1, 0, false], [2, 3, 4, 7, 6, 4, 2, 1, false],
     [2, 3, 4, 3, 5, 4, 2, 1, true], [1, 1, 1, 2, 2, 3, 1, 1, false], [1, 2, 3, 1, 1, 4, 2, 1, true],
   ] as [number, number, number, number, number, number, number, number, boolean][]) {
     const size = (s: number) => (transposed ? (s - 1) * stride - 2 * padding + k : Math.floor((s + 2 * padding - k) / stride) + 1);
     const weight = transposed ? [cin, cout, k, k] : [cout, cin, k, k];
-    out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed, channelsLast } });
+    out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed, channelsLast, weightScale } });
   }
   // The Winograd F(2×2, 3×3) kernels (layers/winograd.cpp) against ATen's direct convolution: odd
   // and even sizes (partial 2×2 tiles at the right and bottom edges), a 1-pixel-high image, batch 1,
@@ -63,6 +65,10 @@ function cases(): Case[] {
   // image) take one pass per image.
   for (const [n, cin, cout, h, w] of [[1, 3, 5, 5, 4], [3, 6, 4, 7, 9], [2, 5, 7, 1, 3], [1, 2, 2, 2, 2], [1, 17, 33, 3, 6], [2, 40, 24, 8, 8], [2, 3, 130, 63, 64]]) {
     out.push({ op: 'winogradConvolution', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, h, w] });
+  }
+  // A channels-last input, as a channels-last network's activations arrive: the result stays channels-last.
+  for (const [n, cin, cout, h, w] of [[2, 5, 7, 6, 5], [1, 17, 33, 3, 6]]) {
+    out.push({ op: 'winogradConvolution', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, h, w], scalars: { channelsLast: true } });
   }
   // Our leaky ReLU (layers/leaky_relu.cpp, whose second derivative in x is "none") against ATen's.
   for (const shape of [[1, 1, 1, 1], [3, 5, 4, 7], [2, 9]]) out.push({ op: 'leakyRelu', shapes: [shape], out: shape });
@@ -121,7 +127,7 @@ for (const dtype of ['float64', 'float32'] as const) {
       const id = `${c.op} [${c.shapes.map((s) => s.join('×')).join(', ')}] ${JSON.stringify(c.scalars ?? {})}`;
       // The layout flag takes effect (where NHWC and NCHW differ: several channels and pixels).
       const [, cout, oh, ow] = c.out;
-      const convolves = c.op === 'convolution' || c.op === 'upsampleConv' || c.op === 'convDownsample';
+      const convolves = c.op === 'convolution' || c.op === 'upsampleConv' || c.op === 'convDownsample' || c.op === 'winogradConvolution';
       if (convolves && cout > 1 && oh * ow > 1 && fast.outputChannelsLast !== Boolean(c.scalars?.channelsLast)) {
         failures.push(`${id}: output ${fast.outputChannelsLast ? 'is' : 'is not'} channels-last`);
       }

@@ -51,23 +51,29 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
   }
   // `channelsLast` (ours, not the reference): every convolution channels-last.
   const bool channelsLast = fused && spec.Get("channelsLast").ToBoolean().Value();
+  // `weightScale`: ours scales the weight inside the pass that lays out the conv's kernel (an
+  // equalized layer's runtime scale); the reference multiplies it first with ATen.
+  const double weightScale = spec.Has("weightScale") ? numberField(spec, "weightScale") : 1.0;
   if (op == "upsampleConv") {
     need(3);
-    return upsampleConv3x3(x[0], x[1], x[2], fused, WinogradMode::Off, channelsLast);
+    if (!fused) return upsampleConv3x3(x[0], x[1] * weightScale, x[2], false);
+    return upsampleConv3x3(x[0], x[1], x[2], true, WinogradMode::Off, channelsLast, weightScale);
   }
   if (op == "convDownsample") {
     need(3);
-    return conv3x3Downsample(x[0], x[1], x[2], fused, WinogradMode::Off, channelsLast);
+    if (!fused) return conv3x3Downsample(x[0], x[1] * weightScale, x[2], false);
+    return conv3x3Downsample(x[0], x[1], x[2], true, WinogradMode::Off, channelsLast, weightScale);
   }
   if (op == "convolution") {
     need(3);
     const int64_t stride = int64_t(numberField(spec, "stride")), padding = int64_t(numberField(spec, "padding"));
     const bool transposed = spec.Get("transposed").ToBoolean().Value();
     // The reference is ATen's convolution with ATen's own derivatives.
-    if (impl == "reference") return at::convolution(x[0], x[1], x[2], {stride, stride}, {padding, padding}, {1, 1}, transposed, {0, 0}, 1);
+    if (impl == "reference")
+      return at::convolution(x[0], x[1] * weightScale, x[2], {stride, stride}, {padding, padding}, {1, 1}, transposed, {0, 0}, 1);
     ConvGeometry g{{stride, stride}, {padding, padding}, {0, 0}, transposed};
     g.channelsLast = channelsLast;
-    return convolution(x[0], x[1], x[2], g);
+    return convolution(x[0], scaledKernel(x[1], weightScale, g), x[2], g);
   }
   if (op == "winogradConvolution") {
     need(3);
@@ -75,7 +81,8 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     TORCH_CHECK(winogradFits(x[0], x[1]), "winogradConvolution: these tensors would not take the Winograd kernels");
     ConvGeometry g{{1, 1}, {1, 1}};
     g.winograd = true;
-    return convolution(x[0], x[1], x[2], g);
+    // A channels-last input (a channels-last network's activations) gets a channels-last result.
+    return convolution(channelsLast ? x[0].contiguous(at::MemoryFormat::ChannelsLast) : x[0], x[1], x[2], g);
   }
   if (op == "leakyRelu") {
     need(1);

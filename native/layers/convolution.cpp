@@ -190,7 +190,8 @@ variable_list WeightGradFunction::backward(AutogradContext* ctx, variable_list g
 struct ScaledCopyFunction : Function<ScaledCopyFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& t, double scale, std::vector<int64_t> outStrides) {
     ctx->saved_data["scale"] = scale;
-    ctx->saved_data["inputStrides"] = t.strides().vec();
+    // A gradient that arrives overlapping or with gaps (an expanded one) is answered contiguously.
+    ctx->saved_data["inputStrides"] = t.is_non_overlapping_and_dense() ? t.strides().vec() : at::empty(t.sizes(), t.options()).strides().vec();
     auto out = at::empty_strided(t.sizes(), outStrides, t.options());
     // A tensor operand: mul_out with a Scalar multiplies into a temporary and copies that over.
     auto factor = c10::scalar_to_tensor(at::Scalar(scale));

@@ -54,9 +54,8 @@ at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const 
   const auto type = x.scalar_type();
   if (!fused) {
     const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-    const auto w = weight.to(type);
-    const auto g = same3x3(up, w, winograd, channelsLast);
-    return convolution(up, scaledKernel(w, weightScale, g), bias, g);
+    const auto g = same3x3(up, weight.to(type), winograd, channelsLast);
+    return convolution(up, scaledKernel(weight, weightScale, g).to(type), bias, g);
   }
   // A transposed conv takes its kernel as [in, out, kh, kw]. shiftedSum maps each 3×3 block on its
   // own, so it builds that layout from the transposed 3×3 weight, in the layout the conv takes: a
@@ -70,9 +69,8 @@ at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, cons
                              WinogradMode winograd, bool channelsLast, double weightScale) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    const auto w = weight.to(x.scalar_type());
-    const auto g = same3x3(x, w, winograd, channelsLast);
-    auto y = at::avg_pool2d(convolution(x, scaledKernel(w, weightScale, g), {}, g), 2);
+    const auto g = same3x3(x, weight.to(x.scalar_type()), winograd, channelsLast);
+    auto y = at::avg_pool2d(convolution(x, scaledKernel(weight, weightScale, g).to(x.scalar_type()), {}, g), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
   const auto g = stride2Pad1(false, channelsLast);
@@ -97,9 +95,9 @@ at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, dou
     case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd, channelsLast, weightScale);
     case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd, channelsLast, weightScale);
     default: {
-      const auto wx = w.to(x.scalar_type());
-      const auto g = kernel == 3 ? same3x3(x, wx, winograd, channelsLast) : same(kernel / 2, channelsLast);
-      return convolution(x, scaledKernel(wx, weightScale, g), b, g);
+      // Scaled before the cast to x's type, so that a bfloat16 conv rounds the weight once.
+      const auto g = kernel == 3 ? same3x3(x, w.to(x.scalar_type()), winograd, channelsLast) : same(kernel / 2, channelsLast);
+      return convolution(x, scaledKernel(w, weightScale, g).to(x.scalar_type()), b, g);
     }
   }
 }

@@ -2,7 +2,7 @@
 // it fastest.
 //
 // The dense layers' products are skinny: a batch of 16–32 rows against a weight of up to 8192×512.
-// Float32 products of 2²⁰ multiply-adds or more (every dense layer's but the last, at both presets)
+// Float32 products of 2²⁰ multiply-adds or more (every dense layer's but the last, at batch 16)
 // go to oneDNN, whose AVX-512 kernels beat MKL's on this kind of CPU (AMD, where MKL takes its AVX2
 // path): paper 4² steps took 11 % less CPU time. Below that, MKL computes A·B 1.1–2.4×
 // faster as (Bᵀ·Aᵀ)ᵀ for an output with fewer rows than columns (measured in scripts/bench's run of

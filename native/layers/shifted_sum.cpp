@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <c10/core/MemoryFormat.h>
 #include <c10/util/strides.h>
@@ -60,9 +61,13 @@ void perBlock(const at::Tensor& t, const at::Tensor& out, const BlockFn& block) 
   });
 }
 
-// `scalar_t` arithmetic, so bfloat16 rounds after every addition as ATen's adds do.
+// The sums in `scalar_t` arithmetic, so bfloat16 rounds after every addition as ATen's adds do; the
+// scale (an equalized layer's, not a power of two) multiplies in float as ATen's bf16 · double does.
 template <class T>
-T scaled(T v, double scale) { return scale == 1.0 ? v : T(v * static_cast<T>(scale)); }
+T scaled(T v, double scale) {
+  using Op = at::opmath_type<T>;
+  return scale == 1.0 ? v : T(static_cast<Op>(v) * static_cast<Op>(scale));
+}
 
 // K from w, one [3×3] → [4×4] block per (o, i), into a tensor with `outStrides`.
 at::Tensor shiftedSumCpu(const at::Tensor& w, bool flip, double scale, at::IntArrayRef outStrides) {
@@ -194,7 +199,10 @@ at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale, bool channel
     const std::vector<int64_t> sizes{o, i, 4, 4};
     return ShiftedSumFunction::apply(w, flip, scale, channelsLast ? c10::get_channels_last_strides_2d(sizes) : contiguousStrides(sizes));
   }
-  const auto k = at::mm(w.reshape({o * i, 9}), cachedShiftedSumMatrix(flip, scale, w.options())).view({o, i, 4, 4});
+  // A reduced-precision matrix would round the scale itself: it multiplies afterwards there.
+  const bool reduced = w.scalar_type() == at::kBFloat16 || w.scalar_type() == at::kHalf;
+  auto k = at::mm(w.reshape({o * i, 9}), cachedShiftedSumMatrix(flip, reduced ? 1.0 : scale, w.options())).view({o, i, 4, 4});
+  if (reduced && scale != 1.0) k = k * scale;
   return channelsLast ? k.contiguous(at::MemoryFormat::ChannelsLast) : k;
 }
 

@@ -12,9 +12,9 @@
 
 namespace progan {
 
-// w: [O, I, 3, 3] (any strides) → [O, I, 4, 4], channels-last (NHWC) when asked: a conv that takes
-// its kernel channels-last then needs no copy of it, in the forward or in the gradient, which
-// returns in w's layout.
+// w: [O, I, 3, 3] (any strides) → [O, I, 4, 4], channels-last (NHWC) when asked. On the CPU the
+// kernel is written in that layout and its gradient returns in w's, so a conv that takes its kernel
+// channels-last copies neither; other devices convert the product's result.
 at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale, bool channelsLast = false);
 
 }  // namespace progan
