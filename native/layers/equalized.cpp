@@ -54,7 +54,7 @@ at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const 
   const auto type = x.scalar_type();
   if (!fused) {
     const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-    const auto g = same3x3(up, weight.to(type), winograd, channelsLast);
+    const auto g = same3x3(up, weight, winograd, channelsLast);
     return convolution(up, scaledKernel(weight, weightScale, g).to(type), bias, g);
   }
   // A transposed conv takes its kernel as [in, out, kh, kw]. shiftedSum maps each 3×3 block on its
@@ -69,7 +69,7 @@ at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, cons
                              WinogradMode winograd, bool channelsLast, double weightScale) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    const auto g = same3x3(x, weight.to(x.scalar_type()), winograd, channelsLast);
+    const auto g = same3x3(x, weight, winograd, channelsLast);
     auto y = at::avg_pool2d(convolution(x, scaledKernel(weight, weightScale, g).to(x.scalar_type()), {}, g), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
@@ -96,7 +96,7 @@ at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, dou
     case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd, channelsLast, weightScale);
     default: {
       // Scaled before the cast to x's type, so that a bfloat16 conv rounds the weight once.
-      const auto g = kernel == 3 ? same3x3(x, w.to(x.scalar_type()), winograd, channelsLast) : same(kernel / 2, channelsLast);
+      const auto g = kernel == 3 ? same3x3(x, w, winograd, channelsLast) : same(kernel / 2, channelsLast);
       return convolution(x, scaledKernel(w, weightScale, g).to(x.scalar_type()), b, g);
     }
   }
