@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <vector>
 
-#include <c10/core/MemoryFormat.h>
-
+#include "layers/layout.h"
 #include "layers/winograd.h"
 
 namespace progan {
@@ -190,8 +189,7 @@ variable_list WeightGradFunction::backward(AutogradContext* ctx, variable_list g
 struct ScaledCopyFunction : Function<ScaledCopyFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& t, double scale, std::vector<int64_t> outStrides) {
     ctx->saved_data["scale"] = scale;
-    // A gradient that arrives overlapping or with gaps (an expanded one) is answered contiguously.
-    ctx->saved_data["inputStrides"] = t.is_non_overlapping_and_dense() ? t.strides().vec() : at::empty(t.sizes(), t.options()).strides().vec();
+    ctx->saved_data["inputStrides"] = gradientStrides(t);
     auto out = at::empty_strided(t.sizes(), outStrides, t.options());
     // A tensor operand: mul_out with a Scalar multiplies into a temporary and copies that over.
     auto factor = c10::scalar_to_tensor(at::Scalar(scale));
@@ -213,7 +211,7 @@ at::Tensor scaledKernel(const at::Tensor& w, double scale, const ConvGeometry& g
     const auto scaled = scale == 1.0 ? w : w * scale;
     return laidOut(scaled, g);
   }
-  return ScaledCopyFunction::apply(w, scale, c10::get_channels_last_strides_2d(w.sizes()));
+  return ScaledCopyFunction::apply(w, scale, layoutStrides(w.sizes(), /*channelsLast=*/true));
 }
 
 at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g) {

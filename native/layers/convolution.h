@@ -29,8 +29,8 @@ struct ConvGeometry {
 
 // t in the memory layout g's kernels take: channels-last where g asks for it (a no-op when t is in
 // it already), as it is for the Winograd kernels, which lay out their operands themselves and cache
-// a weight's transform by its storage. A layer calls it on its kernel (an autograd op), so that the
-// conversion happens once per forward rather than in each of the convolution's kernels.
+// a weight's transform by its storage. A layer's kernel arrives laid out already (scaledKernel,
+// shiftedSum), so that the conversion happens once per forward rather than in each kernel.
 at::Tensor laidOut(const at::Tensor& t, const ConvGeometry& g);
 
 // w·scale in the layout g's kernels take, as one pass and one autograd op whose gradient returns in

@@ -61,8 +61,8 @@ at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const 
   // own, so it builds that layout from the transposed 3×3 weight, in the layout the conv takes: a
   // transposed view of the 4×4 kernel instead made oneDNN copy it, and run in channels-last and
   // convert the activations back, in the forward and in every backward of the layer.
-  const auto g = stride2Pad1(true, channelsLast);
-  return convolution(x, laidOut(shiftedSum(weight.transpose(0, 1), /*flip=*/true, weightScale, channelsLast).to(type), g), bias, g);
+  return convolution(x, shiftedSum(weight.transpose(0, 1), /*flip=*/true, weightScale, channelsLast).to(type), bias,
+                     stride2Pad1(true, channelsLast));
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
@@ -73,8 +73,8 @@ at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, cons
     auto y = at::avg_pool2d(convolution(x, scaledKernel(weight, weightScale, g).to(x.scalar_type()), {}, g), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
-  const auto g = stride2Pad1(false, channelsLast);
-  return convolution(x, laidOut(shiftedSum(weight, /*flip=*/false, 0.25 * weightScale, channelsLast).to(x.scalar_type()), g), bias, g);
+  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25 * weightScale, channelsLast).to(x.scalar_type()), bias,
+                     stride2Pad1(false, channelsLast));
 }
 
 namespace {

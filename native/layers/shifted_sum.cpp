@@ -4,16 +4,16 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <c10/core/MemoryFormat.h>
-#include <c10/util/strides.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
 #include <array>
 #include <deque>
-#include <vector>
 #include <mutex>
 #include <type_traits>
+#include <vector>
+
+#include "layers/layout.h"
 
 namespace progan {
 
@@ -107,11 +107,6 @@ at::Tensor shiftedSumAdjointCpu(const at::Tensor& grad, bool flip, double scale,
   return out;
 }
 
-std::vector<int64_t> contiguousStrides(at::IntArrayRef sizes) {
-  const auto s = c10::contiguous_strides(sizes);
-  return {s.begin(), s.end()};
-}
-
 struct ShiftedSumFunction;
 struct ShiftedSumAdjointFunction;
 
@@ -120,7 +115,7 @@ struct ShiftedSumAdjointFunction;
 void saveFlags(AutogradContext* ctx, const at::Tensor& input, bool flip, double scale) {
   ctx->saved_data["flip"] = flip;
   ctx->saved_data["scale"] = scale;
-  ctx->saved_data["inputStrides"] = input.is_non_overlapping_and_dense() ? input.strides().vec() : contiguousStrides(input.sizes());
+  ctx->saved_data["inputStrides"] = gradientStrides(input);
 }
 
 struct ShiftedSumFunction : Function<ShiftedSumFunction> {
@@ -196,8 +191,7 @@ at::Tensor shiftedSum(const at::Tensor& w, bool flip, double scale, bool channel
               w.sizes());
   const int64_t o = w.size(0), i = w.size(1);
   if (w.is_cpu()) {
-    const std::vector<int64_t> sizes{o, i, 4, 4};
-    return ShiftedSumFunction::apply(w, flip, scale, channelsLast ? c10::get_channels_last_strides_2d(sizes) : contiguousStrides(sizes));
+    return ShiftedSumFunction::apply(w, flip, scale, layoutStrides({o, i, 4, 4}, channelsLast));
   }
   // A reduced-precision matrix would round the scale itself: it multiplies afterwards there.
   const bool reduced = w.scalar_type() == at::kBFloat16 || w.scalar_type() == at::kHalf;
