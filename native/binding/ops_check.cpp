@@ -73,6 +73,7 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
       return at::convolution(x[0], x[1] * weightScale, x[2], {stride, stride}, {padding, padding}, {1, 1}, transposed, {0, 0}, 1);
     ConvGeometry g{{stride, stride}, {padding, padding}, {0, 0}, transposed};
     g.channelsLast = channelsLast;
+    g.pointwise = true;  // as a network's 1×1 layers take it
     return convolution(x[0], scaledKernel(x[1], weightScale, g), x[2], g);
   }
   if (op == "winogradConvolution") {

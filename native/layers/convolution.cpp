@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "layers/layout.h"
+#include "layers/pointwise_convolution.h"
 #include "layers/winograd.h"
 
 namespace progan {
@@ -20,6 +21,16 @@ using torch::autograd::variable_list;
 bool takesWinograd(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w) {
   return g.winograd && !g.transposed && g.stride == std::vector<int64_t>{1, 1} &&
          g.padding == std::vector<int64_t>{1, 1} && winogradFits(x, w);
+}
+
+bool takesPointwise(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w) {
+  return g.pointwise && !g.transposed && g.stride == std::vector<int64_t>{1, 1} && g.padding == std::vector<int64_t>{0, 0} && pointwiseFits(x, w);
+}
+
+// Whether the pointwise products take and give channels-last tensors: where the geometry asks for
+// it, or t arrives so.
+bool pointwiseChannelsLast(const ConvGeometry& g, const at::Tensor& t) {
+  return g.channelsLast || (t.suggest_memory_format() == at::MemoryFormat::ChannelsLast && !t.is_contiguous());
 }
 
 // A transposed convolution on the CPU, run as the ordinary convolution it is the adjoint of: its
@@ -40,6 +51,10 @@ at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std
     auto y = winogradConvolution(xIn, wIn);
     return b ? y.add_(b->view({1, -1, 1, 1})) : y;
   }
+  if (takesPointwise(g, xIn, wIn) && pointwiseProductPays(wIn.size(1), xIn.size(2) * xIn.size(3))) {
+    auto y = pointwiseConvolution(xIn, wIn, pointwiseChannelsLast(g, xIn));
+    return b ? y.add_(b->view({1, -1, 1, 1})) : y;
+  }
   const auto x = laidOut(xIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, x)) {
     std::vector<int64_t> shape{x.size(0), w.size(1)};
@@ -54,6 +69,7 @@ at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std
 at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, const at::Tensor& xLike,
                            const ConvGeometry& g) {
   if (takesWinograd(g, xLike, wIn)) return winogradInputGrad(gradOutIn, wIn);
+  if (takesPointwise(g, xLike, wIn) && pointwiseProductPays(wIn.size(0), xLike.size(2) * xLike.size(3))) return pointwiseInputGrad(gradOutIn, wIn, pointwiseChannelsLast(g, gradOutIn));
   const auto gradOut = laidOut(gradOutIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, xLike)) return at::convolution(gradOut, w, std::nullopt, g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1);
   return std::get<0>(at::convolution_backward(gradOut, xLike, w, std::nullopt, g.stride, g.padding, {1, 1},
@@ -63,6 +79,7 @@ at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, c
 at::Tensor weightGradKernel(const at::Tensor& xIn, const at::Tensor& gradOutIn, const at::Tensor& wLike,
                             const ConvGeometry& g) {
   if (takesWinograd(g, xIn, wLike)) return winogradWeightGrad(xIn, gradOutIn);
+  if (takesPointwise(g, xIn, wLike)) return pointwiseWeightGrad(xIn, gradOutIn, pointwiseChannelsLast(g, xIn));
   const auto x = laidOut(xIn, g), gradOut = laidOut(gradOutIn, g);
   if (asOrdinary(g, x))
     return std::get<1>(at::convolution_backward(x, gradOut, wLike, std::nullopt, g.stride, g.padding, {1, 1}, false,
@@ -81,6 +98,7 @@ void keepForBackward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor
   ctx->saved_data["outputPadding"] = g.outputPadding;
   ctx->saved_data["transposed"] = g.transposed;
   ctx->saved_data["winograd"] = g.winograd;
+  ctx->saved_data["pointwise"] = g.pointwise;
   ctx->saved_data["channelsLast"] = g.channelsLast;
 }
 
@@ -91,6 +109,7 @@ ConvGeometry loadGeometry(AutogradContext* ctx) {
   g.outputPadding = ctx->saved_data["outputPadding"].toIntVector();
   g.transposed = ctx->saved_data["transposed"].toBool();
   g.winograd = ctx->saved_data["winograd"].toBool();
+  g.pointwise = ctx->saved_data["pointwise"].toBool();
   g.channelsLast = ctx->saved_data["channelsLast"].toBool();
   return g;
 }
@@ -143,7 +162,7 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
   if (!gradOut.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const auto g = loadGeometry(ctx);
   const bool withBias = ctx->saved_data["bias"].toBool();
-  if (!torch::autograd::GradMode::is_enabled() && !takesWinograd(g, x, w) && !asOrdinary(g, x)) {
+  if (!torch::autograd::GradMode::is_enabled() && !takesWinograd(g, x, w) && !takesPointwise(g, x, w) && !asOrdinary(g, x)) {
     // A backward that will not be differentiated (the last one of a step): one ATen call computes
     // the input, weight and bias gradients (oneDNN sums the bias gradient inside its weight kernel).
     // Winograd's kernels and the transposed ones run as ordinary convolutions are separate calls, taken below.

@@ -20,6 +20,9 @@ struct ConvGeometry {
   // A 3×3, stride-1, padding-1 convolution that winogradFits runs its three kernels as Winograd
   // F(2×2, 3×3) (layers/winograd.h); other geometries ignore the flag.
   bool winograd = false;
+  // A 1×1, stride-1, unpadded convolution that pointwiseFits runs as matrix products on the CPU
+  // (layers/pointwise_convolution.h); other geometries ignore the flag.
+  bool pointwise = false;
   // Every kernel takes its activations and weights channels-last (NHWC): cuDNN's tensor-core kernels
   // want NHWC and transpose NCHW tensors around each call otherwise (~15 % of a 32² step on an H100).
   // Tensors already channels-last pass through untouched, and the outputs stay channels-last. A

@@ -88,15 +88,17 @@ at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bia
 // The three conv layouts of a layer: plain 3×3 / 1×1, upsample-conv, conv-downsample.
 enum class ConvKind { Plain, Upsampled, Downsampled };
 
-// conv(x, w·weightScale) + b.
-at::Tensor convolve(ConvKind kind, const at::Tensor& x, const at::Tensor& w, double weightScale, const at::Tensor& b,
-                    int64_t kernel, bool fused, WinogradMode winograd, bool channelsLast) {
+// conv(x, w·weightScale) + b with layer l's kernel and execution choices.
+at::Tensor convolve(const EqualizedConv2dImpl& l, ConvKind kind, const at::Tensor& x, double weightScale, const at::Tensor& b,
+                    bool fused, bool channelsLast) {
+  const auto& w = l.weight;
   switch (kind) {
-    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, winograd, channelsLast, weightScale);
-    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, winograd, channelsLast, weightScale);
+    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, l.winograd, channelsLast, weightScale);
+    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, l.winograd, channelsLast, weightScale);
     default: {
+      auto g = l.kernel == 3 ? same3x3(x, w, l.winograd, channelsLast) : same(l.kernel / 2, channelsLast);
+      g.pointwise = l.kernel == 1 && l.pointwise;
       // Scaled before the cast to x's type, so that a bfloat16 conv rounds the weight once.
-      const auto g = kernel == 3 ? same3x3(x, w, winograd, channelsLast) : same(kernel / 2, channelsLast);
       return convolution(x, scaledKernel(w, weightScale, g).to(x.scalar_type()), b, g);
     }
   }
@@ -109,13 +111,13 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::
   if (l.bfloat16 && type != at::kBFloat16) {
     // Reduced precision: the scale and bias go on the output, which returns to the weights' type there.
     // The weight is cast where the conv takes it, after a fused-scale kernel is summed in full precision.
-    const auto y = convolve(kind, x.to(at::kBFloat16), w, 1.0, {}, l.kernel, fused, l.winograd, channelsLast);
+    const auto y = convolve(l, kind, x.to(at::kBFloat16), 1.0, {}, fused, channelsLast);
     return scaleAddBias(y, l.scale, l.bias, type);
   }
   const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;
   if (!scalesOutput(w, convOutputNumel(x, w, spatial)))
-    return convolve(kind, x, w, l.scale, l.bias, l.kernel, fused, l.winograd, channelsLast);
-  return scaleAddBias(convolve(kind, x, w, 1.0, {}, l.kernel, fused, l.winograd, channelsLast), l.scale, l.bias, type);
+    return convolve(l, kind, x, l.scale, l.bias, fused, channelsLast);
+  return scaleAddBias(convolve(l, kind, x, 1.0, {}, fused, channelsLast), l.scale, l.bias, type);
 }
 }  // namespace
 
@@ -162,6 +164,7 @@ void applyLayerSettings(torch::nn::Module& root, const LayerSettings& settings) 
       c->bfloat16 = settings.bfloat16;
       c->winograd = settings.winograd;
       c->channelsLast = settings.channelsLast;
+      c->pointwise = settings.pointwise;
     }
     if (auto* l = m->as<EqualizedLinearImpl>()) l->bfloat16 = settings.bfloat16;
   }

@@ -50,6 +50,7 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   bool bfloat16 = false;
   WinogradMode winograd = WinogradMode::Off;
   ChannelsLastMode channelsLast = ChannelsLastMode::Off;
+  bool pointwise = true;
 };
 TORCH_MODULE(EqualizedConv2d);
 

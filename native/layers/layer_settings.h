@@ -16,6 +16,9 @@ struct LayerSettings {
   bool bfloat16 = false;
   WinogradMode winograd = WinogradMode::Off;
   ChannelsLastMode channelsLast = ChannelsLastMode::Off;
+  // 1×1 convolutions (toRGB, fromRGB) as matrix products on the CPU (layers/pointwise_convolution.h);
+  // off, they are ATen's convolutions (`impl: 'reference'`).
+  bool pointwise = true;
 };
 
 }  // namespace progan
