@@ -64,7 +64,10 @@ export const networkOptionsSchema = z
     channelsLast: z.union([z.literal('auto'), z.boolean()], {
       error: (i) => `Expected 'auto', true or false for channelsLast but received ${String(i.input)}`,
     }).default('auto'),
-    /** Fused fade-in / gradient-penalty kernels ('auto') or their ATen references ('reference'). */
+    /**
+     * Fused fade-in / gradient-penalty kernels and, on the CPU, the 1×1 convolutions (toRGB, fromRGB) as
+     * matrix products ('auto'), or their ATen references ('reference').
+     */
     impl: z.enum(['auto', 'reference']).default('auto'),
     /**
      * 'bfloat16': convolutions and dense layers multiply in bfloat16 (float32 master weights, float32
