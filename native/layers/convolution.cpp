@@ -24,7 +24,8 @@ bool takesWinograd(const ConvGeometry& g, const at::Tensor& x, const at::Tensor&
 }
 
 bool takesPointwise(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w) {
-  return g.pointwise && !g.transposed && g.stride == std::vector<int64_t>{1, 1} && g.padding == std::vector<int64_t>{0, 0} && pointwiseFits(x, w);
+  return g.pointwise && !g.transposed && g.stride == std::vector<int64_t>{1, 1} &&
+         g.padding == std::vector<int64_t>{0, 0} && pointwiseFits(x, w);
 }
 
 // Whether the pointwise products take and give channels-last tensors: where the geometry asks for
@@ -69,7 +70,8 @@ at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std
 at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, const at::Tensor& xLike,
                            const ConvGeometry& g) {
   if (takesWinograd(g, xLike, wIn)) return winogradInputGrad(gradOutIn, wIn);
-  if (takesPointwise(g, xLike, wIn) && pointwiseProductPays(wIn.size(0), xLike.size(2) * xLike.size(3))) return pointwiseInputGrad(gradOutIn, wIn, pointwiseChannelsLast(g, gradOutIn));
+  if (takesPointwise(g, xLike, wIn) && pointwiseProductPays(wIn.size(0), xLike.size(2) * xLike.size(3)))
+    return pointwiseInputGrad(gradOutIn, wIn, pointwiseChannelsLast(g, gradOutIn));
   const auto gradOut = laidOut(gradOutIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, xLike)) return at::convolution(gradOut, w, std::nullopt, g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1);
   return std::get<0>(at::convolution_backward(gradOut, xLike, w, std::nullopt, g.stride, g.padding, {1, 1},
@@ -165,7 +167,8 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
   if (!torch::autograd::GradMode::is_enabled() && !takesWinograd(g, x, w) && !takesPointwise(g, x, w) && !asOrdinary(g, x)) {
     // A backward that will not be differentiated (the last one of a step): one ATen call computes
     // the input, weight and bias gradients (oneDNN sums the bias gradient inside its weight kernel).
-    // Winograd's kernels and the transposed ones run as ordinary convolutions are separate calls, taken below.
+    // Winograd's kernels, the 1×1 products and the transposed convolutions run as ordinary ones are
+    // separate calls, taken below.
     const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), withBias && ctx->needs_input_grad(2)};
     const std::vector<int64_t> biasSizes{gradOut.size(1)};
     auto [gx, gw, gb] = at::convolution_backward(laidOut(gradOut, g), laidOut(x, g), laidOut(w, g), mask[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt,
