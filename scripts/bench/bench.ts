@@ -236,9 +236,11 @@ function plan(a: Args): Config[] {
     for (const res of resolutions) {
       if (![4, 8, 16, 32, 64].includes(res)) throw new Error(`Resolution ${res} is not one of 4, 8, 16, 32, 64`);
       for (const fade of res === 4 ? [false] : [false, true]) {
-        // Aim at ~2 s of timed steps per measurement at ~25 GFLOP/s (a loaded 2-core machine).
-        const est = stepFlops(preset, res, fade, fuseNever) / 25e9;
-        const steps = a.steps ?? Math.max(preset === 'paper' && res >= 16 ? 1 : 2, Math.min(20, Math.round(2 / est)));
+        // Aim at ~1.5 s of our timed steps per measurement at 120 GFLOP/s of PyTorch's step FLOPs
+        // (our small-preset steps ran 100–250 on a 2-core machine): samples of a few steps at 8²
+        // (0.2 s) moved the ratio by ±0.3 with one burst of another tenant's load.
+        const est = stepFlops(preset, res, fade, fuseNever) / 120e9;
+        const steps = a.steps ?? Math.max(preset === 'paper' && res >= 16 ? 1 : 2, Math.min(60, Math.round(1.5 / est)));
         out.push({ preset, res, fade, steps });
       }
     }
