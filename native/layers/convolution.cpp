@@ -45,24 +45,22 @@ bool asOrdinary(const ConvGeometry& g, const at::Tensor& x) {
 
 const std::vector<int64_t> kNoOutputPadding{0, 0};
 
+// y + b over the channel dimension, in place in y (a kernel's fresh output); b may be absent.
+at::Tensor plusBias(at::Tensor y, const std::optional<at::Tensor>& b) { return b ? y.add_(b->view({1, -1, 1, 1})) : y; }
+
 // The three kernels, without autograd. `like` tensors only lend their shape.
 at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std::optional<at::Tensor>& b,
                          const ConvGeometry& g) {
-  if (takesWinograd(g, xIn, wIn)) {
-    auto y = winogradConvolution(xIn, wIn);
-    return b ? y.add_(b->view({1, -1, 1, 1})) : y;
-  }
-  if (takesPointwise(g, xIn, wIn) && pointwiseProductPays(wIn.size(1), xIn.size(2) * xIn.size(3))) {
-    auto y = pointwiseConvolution(xIn, wIn, pointwiseChannelsLast(g, xIn));
-    return b ? y.add_(b->view({1, -1, 1, 1})) : y;
-  }
+  if (takesWinograd(g, xIn, wIn)) return plusBias(winogradConvolution(xIn, wIn), b);
+  if (takesPointwise(g, xIn, wIn) && pointwiseProductPays(wIn.size(1), xIn.size(2) * xIn.size(3)))
+    return plusBias(pointwiseConvolution(xIn, wIn, pointwiseChannelsLast(g, xIn)), b);
   const auto x = laidOut(xIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, x)) {
     std::vector<int64_t> shape{x.size(0), w.size(1)};
     for (int d = 0; d < 2; ++d) shape.push_back((x.size(2 + d) - 1) * g.stride[d] - 2 * g.padding[d] + w.size(2 + d));
-    auto y = std::get<0>(at::convolution_backward(x, at::empty(shape, x.options(), x.suggest_memory_format()), w, std::nullopt, g.stride, g.padding,
-                                                  {1, 1}, false, kNoOutputPadding, 1, {true, false, false}));
-    return b ? y.add_(b->view({1, -1, 1, 1})) : y;
+    return plusBias(std::get<0>(at::convolution_backward(x, at::empty(shape, x.options(), x.suggest_memory_format()), w, std::nullopt,
+                                                         g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1, {true, false, false})),
+                    b);
   }
   return at::convolution(x, w, b, g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1);
 }
