@@ -76,21 +76,8 @@ export function removeTempDir(): void {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }
 
-/** max|a − b| / max(max|b|, 1e-30): the error relative to the reference's scale. */
-export function relativeError(a: Tensor, b: Tensor): number {
-  if (a.shape.join() !== b.shape.join()) return Infinity;
-  const x = a.data as Float32Array | Float64Array;
-  const y = b.data as Float32Array | Float64Array;
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < x.length; i++) {
-    const d = Math.abs(x[i] - y[i]);
-    if (!Number.isFinite(d)) return Infinity;
-    diff = Math.max(diff, d);
-    scale = Math.max(scale, Math.abs(y[i]));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
+// max|a − b| / max|b| (the absolute error against an all-zero reference): the tests' measure.
+export { relativeError } from '../../test/helpers/compare';
 
 /** |a − b| / max(|b|, floor): scalars near zero (the Wasserstein term) are judged on `floor`. */
 export function scalarError(a: number, b: number, floor = 1e-3): number {

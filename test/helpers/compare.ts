@@ -2,10 +2,11 @@
 import { Tensor } from '../../lib/tensor';
 
 /**
- * Relative error of one tensor: max|ours − ref| / max(max|ref|, floor). A shape mismatch or a NaN
- * anywhere counts as Infinity, so it can never pass.
+ * Relative error of one tensor: max|ours − ref| / max(max|ref|, floor); the absolute error where
+ * that denominator is 0 (an all-zero reference and no floor). A shape mismatch or a NaN anywhere
+ * counts as Infinity, so it can never pass. The GPU parity script (scripts/gpu) uses it too.
  */
-export function relativeError(ours: Tensor, ref: Tensor, floor: number): number {
+export function relativeError(ours: Tensor, ref: Tensor, floor = 0): number {
   if (ours.shape.join() !== ref.shape.join()) return Infinity;
   const a = ours.data as Float32Array | Float64Array;
   const b = ref.data as Float32Array | Float64Array;
@@ -17,7 +18,8 @@ export function relativeError(ours: Tensor, ref: Tensor, floor: number): number 
     if (d > diff) diff = d;
     if (Math.abs(b[i]) > scale) scale = Math.abs(b[i]);
   }
-  return diff / Math.max(scale, floor);
+  const denominator = Math.max(scale, floor);
+  return denominator > 0 ? diff / denominator : diff;
 }
 
 /** A float64 copy of a float32 tensor (float64 tensors pass through), to compare against a float64 truth. */
