@@ -69,6 +69,15 @@ T scaled(T v, double scale) {
   return scale == 1.0 ? v : T(static_cast<Op>(v) * static_cast<Op>(scale));
 }
 
+// Position of K[a][b] in a contiguous 4×4 kernel, reversed in both dimensions when `flip`.
+constexpr int kernelIndex(int a, int b, bool flip) { return flip ? (3 - a) * 4 + (3 - b) : a * 4 + b; }
+
+// Offsets within a block stored row-major and whole: 3×3 blocks, and 4×4 ones per `Flip`, known
+// at compile time.
+constexpr auto compact3 = [](int r, int c) { return r * 3 + c; };
+template <bool Flip>
+constexpr auto compact4 = [](int a, int b) { return kernelIndex(a, b, Flip); };
+
 // One block of K from the 3×3 block at k: entry (r, c) of w at k[from(r, c)], entry (a, b) of K
 // written to o[to(a, b)]. The block is read once into a zero-padded 5×5 array, so the sums need
 // no bounds tests; with the offsets known at compile time (the usual layouts, below) the whole
@@ -95,11 +104,10 @@ at::Tensor shiftedSumCpu(const at::Tensor& w, bool flip, double scale, at::IntAr
   auto out = at::empty_strided({w.size(0), w.size(1), 4, 4}, outStrides, w.options());
   // Blocks stored row-major and whole (any (o, i) strides): every kernel here but a channels-last one.
   const bool compact = w.stride(2) == 3 && w.stride(3) == 1 && out.stride(2) == 4 && out.stride(3) == 1;
-  auto from3 = [](int r, int c) { return r * 3 + c; };
-  if (compact && !flip) {
-    perBlock(w, out, [&](const auto* k, auto* o) { shiftedSumBlock(k, o, scale, from3, [](int a, int b) { return a * 4 + b; }); });
+  if (compact && flip) {
+    perBlock(w, out, [&](const auto* k, auto* o) { shiftedSumBlock(k, o, scale, compact3, compact4<true>); });
   } else if (compact) {
-    perBlock(w, out, [&](const auto* k, auto* o) { shiftedSumBlock(k, o, scale, from3, [](int a, int b) { return 15 - a * 4 - b; }); });
+    perBlock(w, out, [&](const auto* k, auto* o) { shiftedSumBlock(k, o, scale, compact3, compact4<false>); });
   } else {
     const auto from = blockOffsets<3>(w, false);
     const auto to = blockOffsets<4>(out, flip);
@@ -130,11 +138,10 @@ inline void shiftedSumAdjointBlock(const T* g, T* o, double scale, From from, To
 at::Tensor shiftedSumAdjointCpu(const at::Tensor& grad, bool flip, double scale, at::IntArrayRef outStrides) {
   auto out = at::empty_strided({grad.size(0), grad.size(1), 3, 3}, outStrides, grad.options());
   const bool compact = grad.stride(2) == 4 && grad.stride(3) == 1 && out.stride(2) == 3 && out.stride(3) == 1;
-  auto to3 = [](int r, int c) { return r * 3 + c; };
-  if (compact && !flip) {
-    perBlock(grad, out, [&](const auto* g, auto* o) { shiftedSumAdjointBlock(g, o, scale, [](int a, int b) { return a * 4 + b; }, to3); });
+  if (compact && flip) {
+    perBlock(grad, out, [&](const auto* g, auto* o) { shiftedSumAdjointBlock(g, o, scale, compact4<true>, compact3); });
   } else if (compact) {
-    perBlock(grad, out, [&](const auto* g, auto* o) { shiftedSumAdjointBlock(g, o, scale, [](int a, int b) { return 15 - a * 4 - b; }, to3); });
+    perBlock(grad, out, [&](const auto* g, auto* o) { shiftedSumAdjointBlock(g, o, scale, compact4<false>, compact3); });
   } else {
     const auto from = blockOffsets<4>(grad, flip);
     const auto to = blockOffsets<3>(out, false);
@@ -185,9 +192,6 @@ variable_list ShiftedSumAdjointFunction::backward(AutogradContext* ctx, variable
   const auto strides = ctx->saved_data["inputStrides"].toIntVector();
   return {ShiftedSumFunction::apply(grads[0], flip, scale, strides), at::Tensor(), at::Tensor(), at::Tensor()};
 }
-
-// Position of K[a][b] in a contiguous 4×4 kernel, reversed in both dimensions when `flip`.
-inline int kernelIndex(int a, int b, bool flip) { return flip ? (3 - a) * 4 + (3 - b) : a * 4 + b; }
 
 // [9, 16]: column (a, b) holds `scale` at the rows of the 3×3 entries K[a][b] sums.
 at::Tensor shiftedSumMatrix(bool flip, double scale, const at::TensorOptions& options) {
