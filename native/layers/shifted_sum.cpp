@@ -72,8 +72,7 @@ T scaled(T v, double scale) {
 // Position of K[a][b] in a contiguous 4×4 kernel, reversed in both dimensions when `flip`.
 constexpr int kernelIndex(int a, int b, bool flip) { return flip ? (3 - a) * 4 + (3 - b) : a * 4 + b; }
 
-// Offsets within a block stored row-major and whole: 3×3 blocks, and 4×4 ones per `Flip`, known
-// at compile time.
+// Offsets within a block stored row-major and whole (3×3, and 4×4 per `Flip`).
 constexpr auto compact3 = [](int r, int c) { return r * 3 + c; };
 template <bool Flip>
 constexpr auto compact4 = [](int a, int b) { return kernelIndex(a, b, Flip); };
@@ -97,24 +96,28 @@ inline void shiftedSumBlock(const T* k, T* o, double scale, From from, To to) {
     }
 }
 
+// Calls fn(offsets3, offsets4): where the 3×3 blocks of t3 and the 4×4 blocks of t4 lie, as
+// functions of (row, column), the 4×4 ones reversed when `flip`. Blocks stored row-major and whole
+// (any (o, i) strides: every kernel here but a channels-last one) get compile-time offsets; others
+// read them from the strides.
+template <class Fn>
+void withBlockOffsets(const at::Tensor& t3, const at::Tensor& t4, bool flip, const Fn& fn) {
+  const bool compact = t3.stride(2) == 3 && t3.stride(3) == 1 && t4.stride(2) == 4 && t4.stride(3) == 1;
+  if (compact && flip) return fn(compact3, compact4<true>);
+  if (compact) return fn(compact3, compact4<false>);
+  const auto offsets3 = blockOffsets<3>(t3, false);
+  const auto offsets4 = blockOffsets<4>(t4, flip);
+  fn([&](int r, int c) { return offsets3[r * 3 + c]; }, [&](int a, int b) { return offsets4[a * 4 + b]; });
+}
+
 // K from w, one [3×3] → [4×4] block per (o, i), into a tensor with `outStrides`. A version with
 // bounds tests and offsets read from arrays took 324 µs a 128×128 call inside a small-preset 8²
 // step (5 calls a step, and 3 adjoint calls at 180 µs); this one takes 206 (adjoint 119).
 at::Tensor shiftedSumCpu(const at::Tensor& w, bool flip, double scale, at::IntArrayRef outStrides) {
   auto out = at::empty_strided({w.size(0), w.size(1), 4, 4}, outStrides, w.options());
-  // Blocks stored row-major and whole (any (o, i) strides): every kernel here but a channels-last one.
-  const bool compact = w.stride(2) == 3 && w.stride(3) == 1 && out.stride(2) == 4 && out.stride(3) == 1;
-  if (compact && flip) {
-    perBlock(w, out, [&](const auto* k, auto* o) { shiftedSumBlock(k, o, scale, compact3, compact4<true>); });
-  } else if (compact) {
-    perBlock(w, out, [&](const auto* k, auto* o) { shiftedSumBlock(k, o, scale, compact3, compact4<false>); });
-  } else {
-    const auto from = blockOffsets<3>(w, false);
-    const auto to = blockOffsets<4>(out, flip);
-    perBlock(w, out, [&](const auto* k, auto* o) {
-      shiftedSumBlock(k, o, scale, [&](int r, int c) { return from[r * 3 + c]; }, [&](int a, int b) { return to[a * 4 + b]; });
-    });
-  }
+  withBlockOffsets(w, out, flip, [&](auto from, auto to) {
+    perBlock(w, out, [&](const auto* k, auto* o) { shiftedSumBlock(k, o, scale, from, to); });
+  });
   return out;
 }
 
@@ -137,18 +140,9 @@ inline void shiftedSumAdjointBlock(const T* g, T* o, double scale, From from, To
 // The adjoint of shiftedSumCpu, into a tensor with `outStrides`.
 at::Tensor shiftedSumAdjointCpu(const at::Tensor& grad, bool flip, double scale, at::IntArrayRef outStrides) {
   auto out = at::empty_strided({grad.size(0), grad.size(1), 3, 3}, outStrides, grad.options());
-  const bool compact = grad.stride(2) == 4 && grad.stride(3) == 1 && out.stride(2) == 3 && out.stride(3) == 1;
-  if (compact && flip) {
-    perBlock(grad, out, [&](const auto* g, auto* o) { shiftedSumAdjointBlock(g, o, scale, compact4<true>, compact3); });
-  } else if (compact) {
-    perBlock(grad, out, [&](const auto* g, auto* o) { shiftedSumAdjointBlock(g, o, scale, compact4<false>, compact3); });
-  } else {
-    const auto from = blockOffsets<4>(grad, flip);
-    const auto to = blockOffsets<3>(out, false);
-    perBlock(grad, out, [&](const auto* g, auto* o) {
-      shiftedSumAdjointBlock(g, o, scale, [&](int a, int b) { return from[a * 4 + b]; }, [&](int r, int c) { return to[r * 3 + c]; });
-    });
-  }
+  withBlockOffsets(out, grad, flip, [&](auto to, auto from) {
+    perBlock(grad, out, [&](const auto* g, auto* o) { shiftedSumAdjointBlock(g, o, scale, from, to); });
+  });
   return out;
 }
 
