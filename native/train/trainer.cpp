@@ -170,10 +170,19 @@ StepStats Trainer::step(const SchedulePoint& point, const StepInputs& inputs, St
     graph_.reset();  // frees its memory pool; stable steps at this key would record it again
     graphKey_.reset();
   }
-  auto stats = key ? graphStep(*key, point, in) : deviceStep(point, in, capture, point.alpha);
+  auto stats = key ? graphStep(*key, point, in) : deviceStep(point, in, capture, eagerAlpha(point));
   imagesShown += n;
   ++steps;
   return stats;
+}
+
+Alpha Trainer::eagerAlpha(const SchedulePoint& point) const {
+  // With impl 'reference' on a GPU, an eager step blends by the device α exactly as a recorded one
+  // does (ATen's lerp with a tensor weight rounds the backward's 1 − α in float, with a number in
+  // double): the reference path then matches replays bit for bit, so a replay that misses α's rise
+  // cannot hide behind rounding. The fused kernels ('auto') take α as a number.
+  if (device_.is_cuda() && config_.network.opsImpl() == OpsImpl::Reference) return Alpha(point.alpha, alphaOnDevice_);
+  return Alpha(point.alpha);
 }
 
 std::optional<Trainer::GraphKey> Trainer::graphKeyFor(const SchedulePoint& point, const StepInputs& in,
@@ -218,7 +227,7 @@ StepStats Trainer::graphStep(const GraphKey& key, const SchedulePoint& point, co
     graphStats.failure = std::string("recording the ") + std::to_string(key.resolution) + "² step failed: " +
                          (dynamic_cast<const c10::Error*>(&e) ? static_cast<const c10::Error&>(e).what_without_backtrace()
                                                                : e.what());
-    return deviceStep(point, in, nullptr, point.alpha);
+    return deviceStep(point, in, nullptr, eagerAlpha(point));
   }
   ++graphStats.captures;
   // Recording ran nothing: the replay is this step.

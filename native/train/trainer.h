@@ -121,6 +121,8 @@ class Trainer {
     bool operator==(const GraphKey&) const = default;
   };
   std::optional<GraphKey> graphKeyFor(const SchedulePoint& point, const StepInputs& in, bool capturing) const;
+  // The α an eager step blends by (see trainer.cpp).
+  Alpha eagerAlpha(const SchedulePoint& point) const;
   StepStats graphStep(const GraphKey& key, const SchedulePoint& point, const StepInputs& in);
   std::unique_ptr<StepGraph> graph_;
   std::optional<GraphKey> graphKey_;  // of graph_, or of the warm-up steps before its capture

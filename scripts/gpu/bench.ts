@@ -1,5 +1,5 @@
 // Training throughput per resolution (the GPU benchmark when scripts/bench has no --device cuda
-// mode): Trainer.trainPhase img/s, stable and fade, 4² … --max-res (default 1024²), with the
+// mode): Trainer.trainPhase img/s, stable and fade, --min-res (default 4²) … --max-res (default 1024²), with the
 // paper's networks (--preset paper: fmapBase 8192, fmapMax 512, latent 512) and the paper's
 // minibatch per resolution, on a synthetic dataset. Each (resolution, phase): a warm-up of
 // --warmup steps (cuDNN benchmark mode picks algorithms on new shapes), then a timed phase sized
@@ -35,6 +35,7 @@ async function main() {
   const addon = describeAddon();
   const device = arg('device', addon.cuda ? 'cuda' : 'cpu') as 'cpu' | 'cuda';
   const maxRes = numArg('max-res', 1024);
+  const minRes = numArg('min-res', 4);
   const preset = arg('preset', 'paper') as 'paper' | 'small';
   const fmapMax = numArg('fmap-max', 0);
   const warmup = numArg('warmup', 3);
@@ -48,7 +49,7 @@ async function main() {
   const torch = process.argv.includes('--torch') ? plainPyTorch(device) : null;
   const gpuMemory = device === 'cuda' ? (reset = false) => native().cudaMemory(reset) : null;
   const start = Date.now();
-  console.log(`addon: ${addon.build} build, torch ${addon.torch}; device ${device}; preset ${preset}${fmapMax ? `, fmapMax ${fmapMax}` : ''}; 4²…${maxRes}²; ` +
+  console.log(`addon: ${addon.build} build, torch ${addon.torch}; device ${device}; preset ${preset}${fmapMax ? `, fmapMax ${fmapMax}` : ''}; ${minRes}²…${maxRes}²; ` +
     `TF32 override ${process.env.NVIDIA_TF32_OVERRIDE ?? '(unset: cuDNN default, TF32 on)'}`);
   if (torch) console.log(`plain PyTorch side: ${JSON.stringify(await torch.call({ op: 'info' }))}`);
   const data = syntheticDataset(maxRes, 16, 3, 21);
@@ -75,7 +76,7 @@ async function main() {
   const records: Record<string, unknown>[] = [];
   let failures = 0;
   let measured = 0;
-  for (let res = 4; res <= maxRes; res *= 2) {
+  for (let res = minRes; res <= maxRes; res *= 2) {
     for (const phase of phases) {
       if (phase === 'fade' && res === 4) continue;
       const left = budget - (Date.now() - start) / 1000;
@@ -153,7 +154,7 @@ async function main() {
     }
   }
   torch?.close();
-  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ addon, device, preset, maxRes, tf32Override: process.env.NVIDIA_TF32_OVERRIDE ?? null, records }, null, 1));
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ addon, device, preset, minRes, maxRes, tf32Override: process.env.NVIDIA_TF32_OVERRIDE ?? null, records }, null, 1));
   console.log('\n' + table(rows));
   console.log(`total ${((Date.now() - start) / 1000).toFixed(1)} s`);
   removeTempDir();

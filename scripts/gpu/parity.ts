@@ -14,6 +14,11 @@
 //       cuda-vs-cpu   cuda/auto vs cpu/reference    G output < 1e-4, losses and gradients < 1e-3
 //       cpu-kernels   cpu/auto  vs cpu/reference    (control) same bounds as cuda-kernels
 //     Bounds are above fp32 noise, far below a wrong kernel (an indexing or scaling bug gives O(1)).
+//     Some cases are ill-conditioned: the first layers' G gradients at 32² come out of a long chain
+//     of pixel norms, and cuDNN's benchmark mode may pick differently rounding algorithms for the
+//     two trainers (on an H100, cuda/auto vs cuda/reference gave 1.95e-3 in one run and 5.7e-7 in
+//     the next for such a case). So each cuda-kernels bound rises to 10 × that case's control,
+//     cuda/reference vs cpu/reference (two ATen implementations of the same math: 9.6e-4 there).
 //     cuDNN's TF32 must be off for these bounds: scripts/gpu-smoke sets NVIDIA_TF32_OVERRIDE=0.
 //   * fp64: the Trainer has no dtype option and Networks (which has setDtype('float64')) is
 //     CPU-only, so CUDA fp64 parity cannot run through the JS API: reported as NOT RUN (missing
@@ -24,9 +29,10 @@
 //     fading (α rises every step: a replay must follow it too): every step's losses and the final
 //     G, D and G_ema weights. All three trainers run with `deterministic: true`, so a second eager
 //     run (the control) should match the first exactly. A recorded fade blends with ATen's lerp by
-//     an α on the device (lerp with a tensor weight); an eager step with impl 'reference' uses
-//     ATen's lerp with a number, the same blend up to an ulp in the backward's 1 − α, and with impl
-//     'auto' the fused kernels, which round differently. Bound: max(10 × control, floor), floor 1e-5
+//     an α on the device (lerp with a tensor weight); so does an eager step with impl 'reference'
+//     on a GPU (Trainer::eagerAlpha: with a number, the backward's 1 − α rounds in double, and Adam
+//     grew that ulp to 1.2e-4 in 6 steps at 32²), while with impl 'auto' it runs the fused kernels,
+//     which round differently. Bound: max(10 × control, floor), floor 1e-5
 //     for stable steps and 'reference' fades, 1e-3 for the 'auto' fade (the default training
 //     path); a stale input, a missed update, or a β or α frozen at its recorded value (α moves by
 //     1/6 per step) differs by far more. The graph trainer must report 1 capture and 4 replays per
@@ -145,13 +151,20 @@ function compare(caseId: string, a: Outcome, b: Outcome): Row {
   return { caseId, output, stats, statWorst, d, dWorst, g, gWorst, skipped };
 }
 
-function report(name: string, rows: Row[], bounds: Bounds): boolean {
-  const ok = (r: Row) => r.output < bounds.output && r.stats < bounds.step && r.d < bounds.step && r.g < bounds.step && !r.skipped;
-  console.log(`\n== ${name}: G output < ${fmt(bounds.output)}, losses / gradients < ${fmt(bounds.step)}`);
+/** `controls[i]`, when given, is case i's conditioning: two correct implementations compared (see the
+ * header); each bound then rises to 10 × what they differ by. */
+function report(name: string, rows: Row[], bounds: Bounds, controls?: Row[]): boolean {
+  const limit = (i: number, key: 'output' | 'stats' | 'd' | 'g') =>
+    Math.max(key === 'output' ? bounds.output : bounds.step, controls ? 10 * controls[i][key] : 0);
+  const ok = (r: Row, i: number) => (['output', 'stats', 'd', 'g'] as const).every((k) => r[k] < limit(i, k)) && !r.skipped;
+  console.log(`\n== ${name}: G output < ${fmt(bounds.output)}, losses / gradients < ${fmt(bounds.step)}${controls ? ', or 10 × the control where that is larger' : ''}`);
+  const control = (i: number, k: 'output' | 'stats' | 'd' | 'g') => (controls ? ` (${fmt(controls[i][k])})` : '');
   console.log(table([
     ['case', 'G output', 'losses (worst)', 'D grads (worst)', 'G grads (worst)', 'ok'],
-    ...rows.map((r) => [r.caseId, fmt(r.output), `${fmt(r.stats)} ${r.statWorst}`, `${fmt(r.d)} ${r.dWorst}`, `${fmt(r.g)} ${r.gWorst}`, ok(r) ? 'ok' : r.skipped ? 'FAIL (step skipped: non-finite)' : 'FAIL']),
+    ...rows.map((r, i) => [r.caseId, fmt(r.output) + control(i, 'output'), `${fmt(r.stats)}${control(i, 'stats')} ${r.statWorst}`,
+      `${fmt(r.d)}${control(i, 'd')} ${r.dWorst}`, `${fmt(r.g)}${control(i, 'g')} ${r.gWorst}`, ok(r, i) ? 'ok' : r.skipped ? 'FAIL (step skipped: non-finite)' : 'FAIL']),
   ]));
+  if (controls) console.log('(in brackets: the control, cuda/reference vs cpu/reference, the worst tensor of each group)');
   const max = (f: (r: Row) => number) => fmt(Math.max(...rows.map(f)));
   const pass = rows.every(ok);
   console.log(`max: G output ${max((r) => r.output)}, losses ${max((r) => r.stats)}, D grads ${max((r) => r.d)}, G grads ${max((r) => r.g)}`);
@@ -234,7 +247,7 @@ async function main() {
   const variants: [Device, Impl][] = gpu
     ? [['cuda', 'auto'], ['cuda', 'reference'], ['cpu', 'auto'], ['cpu', 'reference']]
     : [['cpu', 'auto'], ['cpu', 'reference']];
-  const rows = { cudaKernels: [] as Row[], cudaVsCpu: [] as Row[], cpuKernels: [] as Row[] };
+  const rows = { cudaKernels: [] as Row[], cudaVsCpu: [] as Row[], cpuKernels: [] as Row[], conditioning: [] as Row[] };
   const t0 = Date.now();
   let seed = 1000;
   for (const net of NETS) {
@@ -254,6 +267,7 @@ async function main() {
       if (gpu) {
         rows.cudaKernels.push(compare(id, out.get('cuda/auto')!, out.get('cuda/reference')!));
         rows.cudaVsCpu.push(compare(id, out.get('cuda/auto')!, out.get('cpu/reference')!));
+        rows.conditioning.push(compare(id, out.get('cuda/reference')!, out.get('cpu/reference')!));
       }
     }
   }
@@ -261,7 +275,7 @@ async function main() {
 
   const results: [string, string][] = [];
   if (gpu) {
-    results.push(['cuda-kernels-fp32', report('cuda-kernels (cuda/auto vs cuda/reference, fp32)', rows.cudaKernels, SAME_DEVICE) ? 'PASS' : 'FAIL']);
+    results.push(['cuda-kernels-fp32', report('cuda-kernels (cuda/auto vs cuda/reference, fp32)', rows.cudaKernels, SAME_DEVICE, rows.conditioning) ? 'PASS' : 'FAIL']);
     results.push(['cuda-vs-cpu-fp32', report('cuda-vs-cpu (cuda/auto vs cpu/reference, fp32)', rows.cudaVsCpu, CROSS_DEVICE) ? 'PASS' : 'FAIL']);
   } else {
     results.push(['cuda-kernels-fp32', 'NOT RUN: no GPU']);
