@@ -5,9 +5,9 @@
 // --warmup steps (cuDNN benchmark mode picks algorithms on new shapes), then a timed phase sized
 // from the warm-up speed to last about --seconds (at least --min-steps steps). A resolution that
 // fails (e.g. out of memory) is logged and the table goes on; --budget seconds bounds the whole run.
-// --profile-dir DIR: after timing 8² and 32² (fading: those steps run eagerly, op by op), two more
-// steps each under the torch profiler, written as Chrome traces DIR/trace-<res>-fade.json (CPU ops
-// and, on a GPU, the CUDA kernels).
+// --profile-dir DIR: after timing 8² and 32² fading, two more steps each under the torch profiler,
+// written as Chrome traces DIR/trace-<res>-fade.json (CPU ops and, on a GPU, the CUDA kernels; there
+// the steps replay the recorded graph, so the trace has its kernels but not the ops behind them).
 // --torch: after each of ours, the same step in plain PyTorch (scripts/bench/pytorch_step.py, the
 // python3 on PATH and its torch; same preset, final resolution, minibatch, phase and step count) and
 // the ratio. --eager-too: 4²–32², both phases, also timed on a second trainer with cudaGraphs off
