@@ -7,7 +7,8 @@
 // fails (e.g. out of memory) is logged and the table goes on; --budget seconds bounds the whole run.
 // --profile-dir DIR: after timing 8² and 32² fading, two more steps each under the torch profiler,
 // written as Chrome traces DIR/trace-<res>-fade.json (CPU ops and, on a GPU, the CUDA kernels; there
-// the steps replay the recorded graph, so the trace has its kernels but not the ops behind them).
+// the steps replay the recorded graph, so the trace has its kernels but not the ops behind them;
+// with --eager-too, trace-<res>-fade-eager.json has two steps of the eager trainer, op by op).
 // --torch: after each of ours, the same step in plain PyTorch (scripts/bench/pytorch_step.py, the
 // python3 on PATH and its torch; same preset, final resolution, minibatch, phase and step count) and
 // the ratio. --eager-too: 4²–32², both phases, also timed on a second trainer with cudaGraphs off
@@ -145,6 +146,13 @@ async function main() {
           const trace = path.join(profileDir, `trace-${res}-fade.json`);
           await trainer.trainPhase({ resolution: res, phase, images: 2 * mb, tickImages: 2 * mb, profile: trace });
           console.log(`profile of 2 steps at ${res}²: ${trace} (${(fs.statSync(trace).size / 1e6).toFixed(1)} MB)`);
+          // The eager trainer's steps show which op launched each kernel.
+          const eager = comparisons.find((c) => c.key === 'eagerImagesPerSecond' && c.runs(res, phase));
+          if (eager) {
+            const eagerTrace = path.join(profileDir, `trace-${res}-fade-eager.json`);
+            await eager.trainer.trainPhase({ resolution: res, phase, images: 2 * mb, tickImages: 2 * mb, profile: eagerTrace });
+            console.log(`profile of 2 eager steps at ${res}²: ${eagerTrace} (${(fs.statSync(eagerTrace).size / 1e6).toFixed(1)} MB)`);
+          }
         }
       } catch (e) {
         failures++;
