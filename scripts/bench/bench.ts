@@ -8,11 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { DatasetWriter } from '../../lib/dataset/format';
 import { native } from '../../lib/native';
-import { featureMaps } from '../../lib/options';
 
-/** The presets the bench knows (the paper's channels and the small CPU preset). */
-type PresetName = 'paper' | 'small';
 import { Trainer } from '../../lib/train/trainer';
+import { fuseAuto, fuseNever, stepFlops, winogradAuto, type PresetName } from './flops';
 import { peakRssMB } from './memory';
 import { PyTorchChild, withRepoTorch } from './pytorch_child';
 
@@ -65,70 +63,6 @@ function parseArgs(argv: string[]): Args {
   }
   return a;
 }
-
-const PRESET_CHANNELS = {
-  paper: { fmapBase: 8192, fmapMax: 512, latentSize: 512, fmapDecay: 1 },
-  small: { fmapBase: 1024, fmapMax: 128, latentSize: 128, fmapDecay: 1 },
-} as const;
-
-// ---------------------------------------------------------------- FLOP count
-/**
- * Multiply-adds of conv and dense layers (the only layers that matter) for ONE sample's forward pass.
- * fused: the official fused-scale convs (G: 3×3 kernel padded to 4×4, stride-2 transposed conv; D: 4×4
- * stride-2 conv) cost 16·Cin·Cout per LOW-res pixel = 4·Cin·Cout per high-res pixel instead of 9·…
- * winograd(cin, cout): the plain 3×3 layers that run as Winograd F(2×2, 3×3) cost 16 multiply-adds per
- * 2×2 output tile, 4·Cin·Cout per pixel instead of 9·….
- * Biases, activations, pixelnorm, pooling, lerps and minibatch stddev are not counted (< 2 % here).
- */
-export function forwardMacs(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean, winograd: Winograd = winogradNever) {
-  const c = PRESET_CHANNELS[preset];
-  const nf = (s: number) => featureMaps(c, s);
-  const top = Math.log2(res);
-  const k3 = (cin: number, cout: number) => (winograd(cin, cout) ? 4 : 9); // per output pixel
-  let g = c.latentSize * nf(1) * 16 + nf(1) * nf(1) * k3(nf(1), nf(1)) * 16; // dense + 4×4 conv
-  let d = (nf(1) + 1) * nf(1) * k3(nf(1) + 1, nf(1)) * 16 + nf(1) * 16 * nf(0) + nf(0); // 4×4 conv (+stddev channel), dense, dense
-  for (let r = 3; r <= top; r++) {
-    const px = 4 ** r; // (2^r)² pixels
-    const up = fused(2 ** r) ? 4 : k3(nf(r - 2), nf(r - 1));
-    const down = fused(2 ** r) ? 4 : k3(nf(r - 1), nf(r - 2));
-    g += nf(r - 2) * nf(r - 1) * up * px + nf(r - 1) * nf(r - 1) * k3(nf(r - 1), nf(r - 1)) * px; // conv0_up, conv1
-    d += nf(r - 1) * nf(r - 1) * k3(nf(r - 1), nf(r - 1)) * px + nf(r - 1) * nf(r - 2) * down * px; // conv0, conv1_down
-  }
-  g += nf(top - 1) * 3 * res * res; // toRGB
-  d += 3 * nf(top - 1) * res * res; // fromRGB
-  if (fading && top > 2) {
-    g += nf(top - 2) * 3 * (res / 2) ** 2; // old toRGB
-    d += 3 * nf(top - 2) * (res / 2) ** 2; // old fromRGB
-  }
-  return { g, d };
-}
-
-/**
- * FLOPs of one training step (batch BATCH), in units of each network's forward F_G, F_D:
- *  D step: G fwd for the fakes (no grad) 1·F_G; D fwd reals + fakes 2·F_D; GP: D fwd on mixed 1·F_D,
- *    autograd.grad wrt the images (input grads only) 1·F_D; loss.backward: the real and fake passes
- *    (input + weight grads) 2·2·F_D, and the double backward = backward of the input-grad pass
- *    (grad wrt its incoming grad + wrt W) 2·F_D + backward through D(mixed)'s forward graph 2·F_D
- *    (autograd runs it: minibatch stddev has a non-zero second derivative, lrelu's is zeros that are
- *    still propagated) → F_G + 12·F_D.
- *  G step: G fwd 1·F_G, D fwd 1·F_D, D backward input grads only (D frozen) 1·F_D, G backward 2·F_G
- *    → 3·F_G + 2·F_D.
- *  Total 4·F_G + 14·F_D per sample; FLOPs = 2·MACs. An upper-ish count (first-layer input grads that
- *  autograd skips are included; they are tiny: 3 input channels).
- */
-export function stepFlops(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean, winograd: Winograd = winogradNever): number {
-  const { g, d } = forwardMacs(preset, res, fading, fused, winograd);
-  return 2 * BATCH * (4 * g + 14 * d);
-}
-
-const fuseAuto = (r: number) => r >= 8; // native/networks/network_config.h fuseAt(), fusedScale 'auto'
-const fuseNever = () => false;
-type Winograd = (cin: number, cout: number) => boolean;
-const winogradAuto: Winograd = (cin, cout) => Math.min(cin, cout) >= 256; // native/layers/winograd.cpp winogradPreferred()
-function winogradNever() {
-  return false;
-}
-
 
 /** Torch under libgomp's defaults, under OMP_WAIT_POLICY=PASSIVE, or under the user's own OpenMP settings. */
 type TorchPolicy = 'default' | 'passive' | 'user';
@@ -239,7 +173,7 @@ function plan(a: Args): Config[] {
         // Aim at ~1.5 s of our timed steps per measurement at 120 GFLOP/s of PyTorch's step FLOPs
         // (our small-preset steps ran 100–250 on a 2-core machine): samples of a few steps at 8²
         // (0.2 s) moved the ratio by ±0.3 with one burst of another tenant's load.
-        const est = stepFlops(preset, res, fade, fuseNever) / 120e9;
+        const est = stepFlops(preset, res, fade, fuseNever, BATCH) / 120e9;
         const steps = a.steps ?? Math.max(preset === 'paper' && res >= 16 ? 1 : 2, Math.min(60, Math.round(1.5 / est)));
         out.push({ preset, res, fade, steps });
       }
@@ -376,8 +310,8 @@ async function main() {
       const wo = s.ours.winogradOff ? median(s.ours.winogradOff) : undefined;
       const ref = s.ours.reference ? median(s.ours.reference) : undefined;
       const bf = s.ours.bfloat16 ? median(s.ours.bfloat16) : undefined;
-      const flopsOurs = stepFlops(c.preset, c.res, c.fade, fuseAuto, winogradAuto);
-      const flopsTorch = stepFlops(c.preset, c.res, c.fade, fuseNever);
+      const flopsOurs = stepFlops(c.preset, c.res, c.fade, fuseAuto, BATCH, winogradAuto);
+      const flopsTorch = stepFlops(c.preset, c.res, c.fade, fuseNever, BATCH);
       const gOurs = (flopsOurs * ours) / BATCH / 1e9;
       const gTorch = (flopsTorch * torch) / BATCH / 1e9;
       return {

@@ -296,7 +296,11 @@ def run_step_cuda(s, job, res, alpha, n, gp_on):
 
 
 def ceiling(job):
-    """fp32 ceilings: a 1024^3 GEMM and two ProGAN-shaped 3x3 convs (best of 5 timed loops: the machine is shared)."""
+    """fp32 ceilings: a 1024^3 GEMM and two ProGAN-shaped 3x3 convs (best of 5 timed loops: the machine is shared).
+    With job['device'] == 'cuda': cuDNN's 3x3 convs at paper shapes (TF32 as the library default has it,
+    NCHW and channels-last, benchmark mode), the GPU's conv ceiling for the steps' convolutions."""
+    if job.get('device') == 'cuda':
+        return cuda_ceiling(job)
     torch.set_num_threads(int(job['threads']))
     reps = int(job.get('reps', 8))
 
@@ -320,6 +324,38 @@ def ceiling(job):
     out['conv3x3Gflops'] = max(convs.values())
     out['conv3x3ByShape'] = convs
     return out
+
+
+def cuda_ceiling(job):
+    torch.backends.cudnn.benchmark = True
+    reps = int(job.get('reps', 20))
+    dev = torch.device('cuda')
+
+    def best(fn, flops):
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        b = float('inf')
+        for _ in range(5):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(reps):
+                fn()
+            end.record()
+            end.synchronize()
+            b = min(b, start.elapsed_time(end) / 1e3 / reps)
+        return flops / b / 1e9
+
+    convs = {}
+    for n, c, hw in ((128, 512, 16), (64, 512, 32), (32, 256, 64)):
+        for layout in ('nchw', 'nhwc'):
+            fmt = torch.channels_last if layout == 'nhwc' else torch.contiguous_format
+            x = torch.randn(n, c, hw, hw, device=dev).to(memory_format=fmt)
+            w = torch.randn(c, c, 3, 3, device=dev).to(memory_format=fmt)
+            convs[f'{c}ch{hw}-n{n}-{layout}'] = best(lambda: F.conv2d(x, w, padding=1), 2 * n * c * c * 9 * hw * hw)
+    a, b = torch.randn(8192, 8192, device=dev), torch.randn(8192, 8192, device=dev)
+    return {'gemmGflops': best(lambda: a @ b, 2 * 8192 ** 3), 'conv3x3Gflops': max(convs.values()), 'conv3x3ByShape': convs,
+            'tf32': {'cudnn': torch.backends.cudnn.allow_tf32, 'matmul': torch.backends.cuda.matmul.allow_tf32}}
 
 
 def op_group(name):

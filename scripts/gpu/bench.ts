@@ -10,17 +10,21 @@
 // the steps replay the recorded graph, so the trace has its kernels but not the ops behind them;
 // with --eager-too, trace-<res>-fade-eager.json has two steps of the eager trainer, op by op).
 // --torch: after each of ours, the same step in plain PyTorch (scripts/bench/pytorch_step.py, the
-// python3 on PATH and its torch; same preset, final resolution, minibatch, phase and step count) and
-// the ratio. --eager-too: 4²–32², both phases, also timed on a second trainer with cudaGraphs off
-// (the CUDA graph gain, where launches cost most). --nchw-too: 16²–128², both phases, also timed on a trainer with
-// channelsLast off (the channels-last gain). --json FILE: the table as JSON. Peak GPU memory per row on CUDA (caching
-// allocator: allocated bytes, and reserved ones, which include a recorded graph's private pool).
+// python3 on PATH and its torch; same preset, final resolution, minibatch, phase and step count), the
+// ratio, and each side's achieved GFLOP/s (scripts/bench/flops.ts; with a preset's own channels) and
+// its fraction of the conv ceiling the PyTorch side measures first (cuDNN's 3×3 convs on a GPU).
+// --eager-too: 4²–32², both phases, also timed on a second trainer with cudaGraphs off (the CUDA graph
+// gain, where launches cost most). --nchw-too: 16²–128², both phases, also timed on a trainer with
+// channelsLast off (the channels-last gain). --json FILE: the table as JSON. Peak GPU memory per row on
+// CUDA (caching allocator: allocated bytes, and reserved ones, which include a recorded graph's
+// private pool).
 // Prints `RESULT bench PASS|FAIL ...`.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { native } from '../../lib/native';
 import { Trainer } from '../../lib/train/trainer';
+import { fuseAuto, fuseNever, stepFlops } from '../bench/flops';
 import { PyTorchChild, withRepoTorch } from '../bench/pytorch_child';
 import { arg, describeAddon, numArg, removeTempDir, syntheticDataset, table } from './common';
 
@@ -53,6 +57,23 @@ async function main() {
   console.log(`addon: ${addon.build} build, torch ${addon.torch}; device ${device}; preset ${preset}${fmapMax ? `, fmapMax ${fmapMax}` : ''}; ${minRes}²…${maxRes}²; ` +
     `TF32 override ${process.env.NVIDIA_TF32_OVERRIDE ?? '(unset: cuDNN default, TF32 on)'}`);
   if (torch) console.log(`plain PyTorch side: ${JSON.stringify(await torch.call({ op: 'info' }))}`);
+  // The machine's conv ceiling, measured by the PyTorch side (cuDNN's 3×3 convolutions at paper
+  // shapes on a GPU), for the achieved-GFLOP/s columns' fraction.
+  let ceiling: { gemmGflops: number; conv3x3Gflops: number; conv3x3ByShape?: Record<string, number> } | null = null;
+  if (torch) {
+    try {
+      ceiling = await torch.call({ op: 'ceiling', device, threads: os.availableParallelism() });
+      console.log(`ceiling: ${JSON.stringify(ceiling)}`);
+    } catch (e) {
+      console.log(`ceiling not measured: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  // Conv and dense FLOPs of a step as scripts/bench/flops.ts counts them (ours with the fused-scale
+  // layers 'auto' takes, PyTorch's without); only for the presets' own channels.
+  const flops = (res: number, phase: string, mb: number, fused: (r: number) => boolean) =>
+    fmapMax ? null : stepFlops(preset, res, phase === 'fade', fused, mb);
+  const gflops = (f: number | null, stepSeconds: number) => (f === null ? null : f / stepSeconds / 1e9);
+  const ofCeiling = (g: number | null) => (g !== null && ceiling ? ` (${((100 * g) / ceiling.conv3x3Gflops).toFixed(0)} %)` : '');
   const data = syntheticDataset(maxRes, 16, 3, 21);
   const trainer = await Trainer.create({
     data,
@@ -73,7 +94,7 @@ async function main() {
   }
   console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
   const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps', ...comparisons.map((c) => c.column),
-    ...(gpuMemory ? ['peak GPU MB alloc / reserved'] : []), ...(torch ? ['torch img/s', 'torch ms/step', 'ours/torch', ...(gpuMemory ? ['torch peak GPU MB alloc / reserved'] : [])] : [])]];
+    ...(gpuMemory ? ['peak GPU MB alloc / reserved'] : []), ...(torch ? ['torch img/s', 'torch ms/step', 'ours/torch', 'GFLOP/s ours / torch', ...(gpuMemory ? ['torch peak GPU MB alloc / reserved'] : [])] : [])]];
   const records: Record<string, unknown>[] = [];
   let failures = 0;
   let measured = 0;
@@ -132,10 +153,14 @@ async function main() {
               op: 'step', device, preset, resolution: res, alpha: phase === 'fade' ? 0.5 : 1, batch: mb, steps, warmup,
               threads: os.availableParallelism(), finalResolution: maxRes, ...(fmapMax ? { fmapMax } : {}),
             });
-            row.push(t.imagesPerSecond.toFixed(1), t.stepMs.toFixed(1), (ours / t.imagesPerSecond).toFixed(2));
+            const gOurs = gflops(flops(res, phase, mb, fuseAuto), s / steps);
+            const gTorch = gflops(flops(res, phase, mb, fuseNever), t.stepMs / 1e3);
+            row.push(t.imagesPerSecond.toFixed(1), t.stepMs.toFixed(1), (ours / t.imagesPerSecond).toFixed(2),
+              gOurs === null || gTorch === null ? '-' : `${gOurs.toFixed(0)}${ofCeiling(gOurs)} / ${gTorch.toFixed(0)}${ofCeiling(gTorch)}`);
             if (gpuMemory) row.push(`${t.peakGpuMB?.toFixed(0) ?? '-'} / ${t.peakReservedGpuMB?.toFixed(0) ?? '-'}`);
             record.torch = t;
             record.ratio = ours / t.imagesPerSecond;
+            record.achievedGflops = { ours: gOurs, torch: gTorch };
           } catch (e) {
             row.push(`torch FAILED: ${(e as Error).message.split('\n')[0].slice(0, 80)}`);
           }
@@ -162,7 +187,7 @@ async function main() {
     }
   }
   torch?.close();
-  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ addon, device, preset, minRes, maxRes, tf32Override: process.env.NVIDIA_TF32_OVERRIDE ?? null, records }, null, 1));
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ addon, device, preset, minRes, maxRes, tf32Override: process.env.NVIDIA_TF32_OVERRIDE ?? null, ceiling, records }, null, 1));
   console.log('\n' + table(rows));
   console.log(`total ${((Date.now() - start) / 1000).toFixed(1)} s`);
   removeTempDir();
