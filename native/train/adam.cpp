@@ -17,8 +17,9 @@ Adam::Adam(std::vector<at::Tensor> parameters, AdamConfig config) : params_(std:
 
 void Adam::reset() {
   at::NoGradGuard noGrad;
-  for (auto& t : m_) t.zero_();
-  for (auto& t : v_) t.zero_();
+  // One multi-tensor launch per list on a GPU instead of one per tensor (~220 for the paper networks).
+  at::_foreach_zero_(m_);
+  at::_foreach_zero_(v_);
   stepCount_.zero_();
 }
 
