@@ -1,7 +1,7 @@
 // Training throughput per resolution (the GPU benchmark when scripts/bench has no --device cuda
-// mode): Trainer.trainPhase img/s, stable and fade, --min-res (default 4²) … --max-res (default 1024²), with the
-// paper's networks (--preset paper: fmapBase 8192, fmapMax 512, latent 512) and the paper's
-// minibatch per resolution, on a synthetic dataset. Each (resolution, phase): a warm-up of
+// mode): Trainer.trainPhase img/s, stable and fade, --min-res (default 4²) … --max-res (default
+// 1024²), with the paper's networks (--preset paper: fmapBase 8192, fmapMax 512, latent 512) and the
+// paper's minibatch per resolution, on a synthetic dataset. Each (resolution, phase): a warm-up of
 // --warmup steps (cuDNN benchmark mode picks algorithms on new shapes), then a timed phase sized
 // from the warm-up speed to last about --seconds (at least --min-steps steps). A resolution that
 // fails (e.g. out of memory) is logged and the table goes on; --budget seconds bounds the whole run.
