@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { DatasetWriter } from '../../lib/dataset/format';
 import { native } from '../../lib/native';
-
 import { Trainer } from '../../lib/train/trainer';
 import { fuseAuto, fuseNever, stepFlops, winogradAuto, type PresetName } from './flops';
 import { peakRssMB } from './memory';

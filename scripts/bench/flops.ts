@@ -1,14 +1,9 @@
 // Analytic FLOP counts of a ProGAN training step, shared by the CPU bench (bench.ts) and the GPU bench
 // (scripts/gpu/bench.ts): the achieved GFLOP/s of each side is its step's FLOPs over its step time.
-import { featureMaps } from '../../lib/options';
+import { featureMaps, PRESETS } from '../../lib/options';
 
 /** The presets the benches know (the paper's channels and the small CPU preset). */
 export type PresetName = 'paper' | 'small';
-
-const PRESET_CHANNELS = {
-  paper: { fmapBase: 8192, fmapMax: 512, latentSize: 512, fmapDecay: 1 },
-  small: { fmapBase: 1024, fmapMax: 128, latentSize: 128, fmapDecay: 1 },
-} as const;
 
 /** Which plain 3×3 layers run as Winograd F(2×2, 3×3), by their channel counts. */
 export type Winograd = (cin: number, cout: number) => boolean;
@@ -29,7 +24,7 @@ export const winogradNever: Winograd = () => false;
  * Biases, activations, pixelnorm, pooling, lerps and minibatch stddev are not counted (< 2 % here).
  */
 export function forwardMacs(preset: PresetName, res: number, fading: boolean, fused: (r: number) => boolean, winograd: Winograd = winogradNever) {
-  const c = PRESET_CHANNELS[preset];
+  const c = { ...PRESETS[preset], fmapDecay: 1 }; // the presets keep the default decay
   const nf = (s: number) => featureMaps(c, s);
   const top = Math.log2(res);
   const k3 = (cin: number, cout: number) => (winograd(cin, cout) ? 4 : 9); // per output pixel
