@@ -50,13 +50,15 @@ function cases(): Case[] {
   // geometry the networks use (3×3 and 1×1 same-size, the fused-scale stride-2 4×4 and its
   // transposed twin), in NCHW and channels-last layout (ATen's reference takes the NCHW tensors), with
   // the kernel scaled and laid out by scaledKernel as a layer does (ATen's reference scales it first).
-  // The 1×1 ones run as matrix products (layers/pointwise_convolution.h); on 17×17 and 17×18 images
-  // a 3-channel input's forward stays oneDNN's while its gradients are products (3→5), and a
-  // 20-channel one is products throughout (20→3).
+  // The 1×1 ones (layers/pointwise_convolution.h) run NCHW with a side of at most 4 channels on the
+  // narrow loops (layers/narrow_product.h: 4→2, 3→5, 20→3, grey 1→7 on a 5×3 image, and 4→9 and
+  // 9→4 on 17×17 images, which pass the loops' 256-pixel blocks), NCHW otherwise as batched
+  // products (6→5), and channels-last as one product.
   for (const channelsLast of [false, true]) for (const weightScale of [1, 0.37]) for (const [n, cin, cout, h, w, k, stride, padding, transposed] of [
     [1, 3, 5, 5, 4, 3, 1, 1, false], [3, 4, 2, 5, 7, 1, 1, 0, false], [2, 3, 4, 7, 6, 4, 2, 1, false],
     [2, 3, 4, 3, 5, 4, 2, 1, true], [1, 1, 1, 2, 2, 3, 1, 1, false], [1, 2, 3, 1, 1, 4, 2, 1, true],
-    [2, 3, 5, 17, 17, 1, 1, 0, false], [2, 20, 3, 17, 18, 1, 1, 0, false],
+    [2, 3, 5, 17, 17, 1, 1, 0, false], [2, 20, 3, 17, 18, 1, 1, 0, false], [1, 1, 7, 5, 3, 1, 1, 0, false],
+    [2, 4, 9, 17, 17, 1, 1, 0, false], [1, 9, 4, 17, 17, 1, 1, 0, false], [2, 6, 5, 4, 3, 1, 1, 0, false],
   ] as [number, number, number, number, number, number, number, number, boolean][]) {
     const size = (s: number) => (transposed ? (s - 1) * stride - 2 * padding + k : Math.floor((s + 2 * padding - k) / stride) + 1);
     const weight = transposed ? [cin, cout, k, k] : [cout, cin, k, k];

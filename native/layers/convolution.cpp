@@ -52,8 +52,8 @@ at::Tensor plusBias(at::Tensor y, const std::optional<at::Tensor>& b) { return b
 at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std::optional<at::Tensor>& b,
                          const ConvGeometry& g) {
   if (takesWinograd(g, xIn, wIn)) return plusBias(winogradConvolution(xIn, wIn), b);
-  if (takesPointwise(g, xIn, wIn) && pointwiseProductPays(wIn.size(1), xIn.size(2) * xIn.size(3)))
-    return plusBias(pointwiseConvolution(xIn, wIn, pointwiseChannelsLast(g, xIn)), b);
+  if (takesPointwise(g, xIn, wIn) && pointwisePays(wIn, wIn.size(1), xIn.size(2) * xIn.size(3), pointwiseChannelsLast(g, xIn)))
+    return pointwiseConvolution(xIn, wIn, b, pointwiseChannelsLast(g, xIn));
   const auto x = laidOut(xIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, x)) {
     std::vector<int64_t> shape{x.size(0), w.size(1)};
@@ -68,7 +68,7 @@ at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std
 at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, const at::Tensor& xLike,
                            const ConvGeometry& g) {
   if (takesWinograd(g, xLike, wIn)) return winogradInputGrad(gradOutIn, wIn);
-  if (takesPointwise(g, xLike, wIn) && pointwiseProductPays(wIn.size(0), xLike.size(2) * xLike.size(3)))
+  if (takesPointwise(g, xLike, wIn) && pointwisePays(wIn, wIn.size(0), xLike.size(2) * xLike.size(3), pointwiseChannelsLast(g, gradOutIn)))
     return pointwiseInputGrad(gradOutIn, wIn, pointwiseChannelsLast(g, gradOutIn));
   const auto gradOut = laidOut(gradOutIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, xLike)) return at::convolution(gradOut, w, std::nullopt, g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1);

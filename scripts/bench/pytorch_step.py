@@ -360,8 +360,10 @@ def cuda_ceiling(job):
 
 def op_group(name):
     """The profile's op families, the same for torch's step and for ours."""
-    if 'convolution_backward' in name or 'ConvolutionBackward' in name:
+    if 'convolution_backward' in name or 'ConvolutionBackward' in name or name == 'progan::narrowGram':
         return 'conv backward'
+    if name == 'progan::narrowProduct':  # our 1×1 layers' forward and input gradient
+        return 'conv forward'
     if 'mkldnn_convolution' in name or 'conv' in name:
         return 'conv forward'
     if name in ('aten::mm', 'aten::addmm', 'aten::bmm') or 'linear' in name:
