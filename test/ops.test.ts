@@ -20,7 +20,7 @@ interface Case {
   shapes: number[][];
   out: number[];
   only?: Dtype; // compared in this dtype only
-  scalars?: { group?: number; parts?: number; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; alphaOnDevice?: boolean; weightScale?: number };
+  scalars?: { group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; alphaOnDevice?: boolean; weightScale?: number };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
@@ -88,14 +88,18 @@ function cases(): Case[] {
     out.push({ op: 'matrixProduct', shapes: [[m, k], [n, k]], out: [m, n], scalars: { transposed: true } });
   }
   // Minibatch stddev with closed-form derivatives against the composite of ATen ops: groups of 4 and
-  // 3, several groups per part, two stacked parts (D's reals and fakes), a group of one, odd sizes.
-  for (const [n, c, h, w, group, parts] of [[8, 3, 4, 4, 4, 1], [12, 5, 3, 2, 3, 1], [16, 2, 4, 4, 4, 2], [3, 7, 1, 1, 4, 1], [2, 3, 2, 2, 1, 2]]) {
-    out.push({ op: 'minibatchStddev', shapes: [[n, c, h, w]], out: [n, c + 1, h, w], scalars: { group, parts } });
+  // 3, several groups per part, two stacked parts (D's reals and fakes), a group of one, odd sizes,
+  // and 640 features a sample (the CPU loops' 512-column blocks and their partial sums). Each closed
+  // form twice: the CPU loops (layers/minibatch_stddev.cpp) and the ATen ops other devices run.
+  for (const atenKernels of [false, true]) for (const [n, c, h, w, group, parts] of [[8, 3, 4, 4, 4, 1], [12, 5, 3, 2, 3, 1], [16, 2, 4, 4, 4, 2], [3, 7, 1, 1, 4, 1], [2, 3, 2, 2, 1, 2], [16, 40, 4, 4, 4, 2]]) {
+    out.push({ op: 'minibatchStddev', shapes: [[n, c, h, w]], out: [n, c + 1, h, w], scalars: { group, parts, atenKernels } });
   }
   // A group of two only in float64: its stddev |x₁ − x₂|/2 is piecewise linear, so the true second
   // derivative in x is ε/σ³-small and both sides compute it as a difference of O(1/σ) terms; in
   // float32 that compares rounding noise (2e-2 relative seen), in float64 it agrees to 1e-11.
-  out.push({ op: 'minibatchStddev', shapes: [[12, 5, 3, 2]], out: [12, 6, 3, 2], scalars: { group: 2, parts: 1 }, only: 'float64' });
+  for (const atenKernels of [false, true]) {
+    out.push({ op: 'minibatchStddev', shapes: [[12, 5, 3, 2]], out: [12, 6, 3, 2], scalars: { group: 2, parts: 1, atenKernels }, only: 'float64' });
+  }
   return out;
 }
 

@@ -98,7 +98,10 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
   }
   if (op == "minibatchStddev") {
     need(1);
-    return minibatchStddev(x[0], int64_t(numberField(spec, "group")), int64_t(numberField(spec, "parts")), ops);
+    // `atenKernels`: the closed forms as ATen ops (the path other devices take) instead of the CPU loops.
+    const bool aten = spec.Has("atenKernels") && spec.Get("atenKernels").ToBoolean().Value();
+    return minibatchStddev(x[0], int64_t(numberField(spec, "group")), int64_t(numberField(spec, "parts")), ops,
+                           aten ? StddevKernels::AtenOps : StddevKernels::ForDevice);
   }
   throw std::invalid_argument("Unknown op '" + op +
                               "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, winogradConvolution, leakyRelu, "

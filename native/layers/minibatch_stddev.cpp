@@ -1,7 +1,12 @@
 #include "layers/minibatch_stddev.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/autograd.h>
+
+#include <algorithm>
+#include <vector>
 
 namespace progan {
 
@@ -90,9 +95,214 @@ struct StatisticFunction : Function<StatisticFunction> {
   }
 };
 
+
+// ---- The same closed forms as loops over the CPU tensor, one pass each (the ATen ops above take
+// ~20 small kernels and as many temporaries per call: ~0.65 ms a forward of a [32, 128, 4, 4] batch
+// in a small-preset 8² step's trace, ~3.2 ms of its step with both derivatives).
+//
+// x is read as [P, g, M, K] (K = C·H·W); every (p, m) group is independent and runs in blocks of
+// kStatBlock of its K columns. Sums over K add one partial per block in block order, so results do
+// not depend on the number of threads.
+constexpr int64_t kStatBlock = 512;
+
+struct GroupShape {
+  int64_t parts, g, m, k;
+  int64_t blocks() const { return (k + kStatBlock - 1) / kStatBlock; }
+  int64_t tasks() const { return parts * m * blocks(); }
+  // Task t: group (p, mm) and its columns [e0, e0 + len).
+  void locate(int64_t t, int64_t& p, int64_t& mm, int64_t& e0, int64_t& len) const {
+    const int64_t b = t % blocks(), pm = t / blocks();
+    p = pm / m, mm = pm % m, e0 = b * kStatBlock, len = std::min(kStatBlock, k - e0);
+  }
+  // Offset of member i's column e0 in group (p, mm).
+  int64_t at(int64_t p, int64_t i, int64_t mm, int64_t e0) const { return ((p * g + i) * m + mm) * k + e0; }
+};
+
+GroupShape groupShape(const at::Tensor& x, int64_t parts, int64_t g) {
+  return {parts, g, x.size(0) / (parts * g), x.size(1) * x.size(2) * x.size(3)};
+}
+
+// The block's mean and 1/σ of each column over the g members, into mean[len] and invSigma[len]
+// (σ itself is wanted divided by; dividing by it keeps the ATen path's rounding).
+template <class T>
+void columnStats(const T* x, const GroupShape& s, int64_t p, int64_t mm, int64_t e0, int64_t len, T* mean, T* sigma) {
+  for (int64_t e = 0; e < len; ++e) mean[e] = T(0);
+  for (int64_t i = 0; i < s.g; ++i) {
+    const T* xi = x + s.at(p, i, mm, e0);
+    for (int64_t e = 0; e < len; ++e) mean[e] += xi[e];
+  }
+  for (int64_t e = 0; e < len; ++e) mean[e] /= T(s.g);
+  for (int64_t e = 0; e < len; ++e) sigma[e] = T(0);
+  for (int64_t i = 0; i < s.g; ++i) {
+    const T* xi = x + s.at(p, i, mm, e0);
+    for (int64_t e = 0; e < len; ++e) sigma[e] += (xi[e] - mean[e]) * (xi[e] - mean[e]);
+  }
+  for (int64_t e = 0; e < len; ++e) sigma[e] = std::sqrt(sigma[e] / T(s.g) + T(kEpsilon));
+}
+
+// Sums each group's per-block partials in block order: [P·M·blocks] → [P, M].
+at::Tensor sumBlocks(const std::vector<double>& partial, const GroupShape& s, const at::TensorOptions& options, double scale) {
+  auto out = at::empty({s.parts, s.m}, options.dtype(at::kDouble));
+  double* o = out.mutable_data_ptr<double>();
+  for (int64_t pm = 0; pm < s.parts * s.m; ++pm) {
+    double sum = 0;
+    for (int64_t b = 0; b < s.blocks(); ++b) sum += partial[pm * s.blocks() + b];
+    o[pm] = sum * scale;
+  }
+  return out.to(options.dtype());
+}
+
+// Tasks a thread takes at least: ~2¹⁸ elements of x. The statistic of a small preset's [32, 128, 4, 4]
+// batch (2¹⁶ elements) runs in ~20 µs on one thread, where waking OpenMP's sleeping worker costs
+// up to ~80 µs.
+int64_t statGrain(const GroupShape& s) { return std::max<int64_t>(1, (int64_t(1) << 18) / (s.g * std::min(s.k, kStatBlock))); }
+
+// x (float or double, contiguous) → s[p, m] = mean_K σ.
+at::Tensor statisticCpu(const at::Tensor& x, const GroupShape& s) {
+  std::vector<double> partial(s.tasks());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "minibatchStddev", [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    at::parallel_for(0, s.tasks(), statGrain(s), [&](int64_t begin, int64_t end) {
+      scalar_t mean[kStatBlock], sigma[kStatBlock];
+      for (int64_t t = begin; t < end; ++t) {
+        int64_t p, mm, e0, len;
+        s.locate(t, p, mm, e0, len);
+        columnStats(xp, s, p, mm, e0, len, mean, sigma);
+        double sum = 0;
+        for (int64_t e = 0; e < len; ++e) sum += sigma[e];
+        partial[t] = sum;
+      }
+    });
+  });
+  return sumBlocks(partial, s, x.options(), 1.0 / double(s.k));
+}
+
+// gx_i = a·d_i/σ with a = gs/(g·K), laid out like x.
+at::Tensor statisticGradCpu(const at::Tensor& gradStat, const at::Tensor& x, const GroupShape& s) {
+  auto gx = at::empty_like(x);
+  const auto a = (gradStat.to(at::kDouble) / double(s.g * s.k)).contiguous();
+  const double* ap = a.const_data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "minibatchStddevGrad", [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* gp = gx.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, s.tasks(), statGrain(s), [&](int64_t begin, int64_t end) {
+      scalar_t mean[kStatBlock], sigma[kStatBlock];
+      for (int64_t t = begin; t < end; ++t) {
+        int64_t p, mm, e0, len;
+        s.locate(t, p, mm, e0, len);
+        columnStats(xp, s, p, mm, e0, len, mean, sigma);
+        const auto coefficient = scalar_t(ap[p * s.m + mm]);
+        for (int64_t i = 0; i < s.g; ++i) {
+          const scalar_t* xi = xp + s.at(p, i, mm, e0);
+          scalar_t* gi = gp + s.at(p, i, mm, e0);
+          for (int64_t e = 0; e < len; ++e) gi[e] = coefficient * (xi[e] - mean[e]) / sigma[e];
+        }
+      }
+    });
+  });
+  return gx;
+}
+
+// For q = ∂L/∂gx (laid out like x): ∂L/∂gs (when dGradStat) and ∂L/∂x (when dx), as in
+// StatisticGradFunction::backward.
+void statisticGradBackwardCpu(const at::Tensor& q, const at::Tensor& gradStat, const at::Tensor& x, const GroupShape& s,
+                              at::Tensor* dGradStat, at::Tensor* dx) {
+  std::vector<double> partial(dGradStat ? s.tasks() : 0);
+  if (dx) *dx = at::empty_like(x);
+  const auto a = (gradStat.to(at::kDouble) / double(s.g * s.k)).contiguous();
+  const double* ap = a.const_data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "minibatchStddevGradBackward", [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* qp = q.const_data_ptr<scalar_t>();
+    scalar_t* dp = dx ? dx->mutable_data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, s.tasks(), statGrain(s), [&](int64_t begin, int64_t end) {
+      scalar_t mean[kStatBlock], sigma[kStatBlock], qMean[kStatBlock], qd[kStatBlock];
+      for (int64_t t = begin; t < end; ++t) {
+        int64_t p, mm, e0, len;
+        s.locate(t, p, mm, e0, len);
+        columnStats(xp, s, p, mm, e0, len, mean, sigma);
+        for (int64_t e = 0; e < len; ++e) qMean[e] = qd[e] = scalar_t(0);
+        for (int64_t i = 0; i < s.g; ++i) {
+          const scalar_t* xi = xp + s.at(p, i, mm, e0);
+          const scalar_t* qi = qp + s.at(p, i, mm, e0);
+          for (int64_t e = 0; e < len; ++e) {
+            qMean[e] += qi[e];
+            qd[e] += qi[e] * (xi[e] - mean[e]);
+          }
+        }
+        if (dGradStat) {
+          double sum = 0;
+          for (int64_t e = 0; e < len; ++e) sum += qd[e] / sigma[e];
+          partial[t] = sum;
+        }
+        if (!dp) continue;
+        const auto coefficient = scalar_t(ap[p * s.m + mm]);
+        for (int64_t e = 0; e < len; ++e) qMean[e] /= scalar_t(s.g);
+        for (int64_t i = 0; i < s.g; ++i) {
+          const scalar_t* xi = xp + s.at(p, i, mm, e0);
+          const scalar_t* qi = qp + s.at(p, i, mm, e0);
+          scalar_t* di = dp + s.at(p, i, mm, e0);
+          for (int64_t e = 0; e < len; ++e)
+            di[e] = coefficient * ((qi[e] - qMean[e]) / sigma[e] -
+                                   (xi[e] - mean[e]) * qd[e] / (scalar_t(s.g) * sigma[e] * sigma[e] * sigma[e]));
+        }
+      }
+    });
+  });
+  if (dGradStat) *dGradStat = sumBlocks(partial, s, x.options(), 1.0 / double(s.g * s.k));
+}
+
+// x in the statistics' dtype (float32, or float64 for float64 input), contiguous.
+at::Tensor statsInput(const at::Tensor& x) { return x.to(statsType(x)).contiguous(); }
+
+struct StatisticGradCpuFunction : Function<StatisticGradCpuFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gradStat, const at::Tensor& x, int64_t parts, int64_t g) {
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({gradStat, x});
+    ctx->saved_data["parts"] = parts;
+    ctx->saved_data["g"] = g;
+    const auto xs = statsInput(x);
+    return statisticGradCpu(gradStat, xs, groupShape(xs, parts, g)).to(x.scalar_type());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    TORCH_CHECK(!torch::autograd::GradMode::is_enabled(),
+                "minibatchStddev has closed-form derivatives to second order only; use impl 'reference' for higher orders");
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    const auto saved = ctx->get_saved_variables();
+    const auto &gradStat = saved[0], &x = saved[1];
+    const auto xs = statsInput(x);
+    const auto q = grads[0].to(xs.scalar_type()).contiguous();
+    at::Tensor dGradStat, dx;
+    statisticGradBackwardCpu(q, gradStat, xs, groupShape(xs, ctx->saved_data["parts"].toInt(), ctx->saved_data["g"].toInt()),
+                             ctx->needs_input_grad(0) ? &dGradStat : nullptr, ctx->needs_input_grad(1) ? &dx : nullptr);
+    if (dGradStat.defined()) dGradStat = dGradStat.to(gradStat.scalar_type());
+    if (dx.defined()) dx = dx.to(x.scalar_type());
+    return {dGradStat, dx, at::Tensor(), at::Tensor()};
+  }
+};
+
+struct StatisticCpuFunction : Function<StatisticCpuFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t parts, int64_t g) {
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({x});
+    ctx->saved_data["parts"] = parts;
+    ctx->saved_data["g"] = g;
+    const auto xs = statsInput(x);
+    return statisticCpu(xs, groupShape(xs, parts, g));  // [P, M]
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    const auto x = ctx->get_saved_variables()[0];
+    return {StatisticGradCpuFunction::apply(grads[0], x, ctx->saved_data["parts"].toInt(), ctx->saved_data["g"].toInt()),
+            at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
-at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts, OpsImpl impl) {
+at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts, OpsImpl impl, StddevKernels kernels) {
   TORCH_CHECK(x.dim() == 4, "minibatchStddev expects [N, C, H, W] but received ", x.sizes());
   TORCH_CHECK(parts >= 1 && x.size(0) % parts == 0, "minibatchStddev: ", x.size(0), " samples do not split into ",
               parts, " equal parts");
@@ -101,7 +311,13 @@ at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts
   TORCH_CHECK(g > 0 && n % g == 0, "Expected a batch size divisible by the minibatch-stddev group size ", g,
               " but received ", n, ". Use a batch size that is a multiple of ", g,
               " or set minibatchStddevGroup to a divisor of it.");
-  auto s = impl == OpsImpl::Reference ? statisticReference(x, parts, g) : StatisticFunction::apply(x, parts, g);
+  at::Tensor s;
+  if (impl == OpsImpl::Reference)
+    s = statisticReference(x, parts, g);
+  else if (x.is_cpu() && kernels == StddevKernels::ForDevice)
+    s = StatisticCpuFunction::apply(x, parts, g);
+  else
+    s = StatisticFunction::apply(x, parts, g);
   // [P, M] → one map per sample: sample (p, i, m) takes s[p, m].
   s = s.to(x.scalar_type()).view({parts, 1, n / g, 1, 1, 1});
   const auto map = s.expand({parts, g, n / g, 1, h, w}).reshape({parts * n, 1, h, w});
