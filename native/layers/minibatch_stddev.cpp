@@ -302,11 +302,11 @@ struct StatisticCpuFunction : Function<StatisticCpuFunction> {
 
 }  // namespace
 
-at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts, OpsImpl impl, StddevKernels kernels) {
+at::Tensor minibatchStatistic(const at::Tensor& x, int64_t groupSize, int64_t parts, OpsImpl impl, StddevKernels kernels) {
   TORCH_CHECK(x.dim() == 4, "minibatchStddev expects [N, C, H, W] but received ", x.sizes());
   TORCH_CHECK(parts >= 1 && x.size(0) % parts == 0, "minibatchStddev: ", x.size(0), " samples do not split into ",
               parts, " equal parts");
-  const int64_t n = x.size(0) / parts, h = x.size(2), w = x.size(3);
+  const int64_t n = x.size(0) / parts;
   const int64_t g = std::min(groupSize, n);
   TORCH_CHECK(g > 0 && n % g == 0, "Expected a batch size divisible by the minibatch-stddev group size ", g,
               " but received ", n, ". Use a batch size that is a multiple of ", g,
@@ -318,10 +318,13 @@ at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts
     s = StatisticCpuFunction::apply(x, parts, g);
   else
     s = StatisticFunction::apply(x, parts, g);
-  // [P, M] → one map per sample: sample (p, i, m) takes s[p, m].
-  s = s.to(x.scalar_type()).view({parts, 1, n / g, 1, 1, 1});
-  const auto map = s.expand({parts, g, n / g, 1, h, w}).reshape({parts * n, 1, h, w});
-  return at::cat({x, map}, 1);
+  // [P, M] → one value per sample: sample (p, i, m) takes s[p, m].
+  return s.to(x.scalar_type()).view({parts, 1, n / g}).expand({parts, g, n / g}).reshape({parts * n});
+}
+
+at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts, OpsImpl impl, StddevKernels kernels) {
+  const auto s = minibatchStatistic(x, groupSize, parts, impl, kernels);
+  return at::cat({x, s.view({-1, 1, 1, 1}).expand({x.size(0), 1, x.size(2), x.size(3)})}, 1);
 }
 
 }  // namespace progan

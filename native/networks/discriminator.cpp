@@ -34,8 +34,15 @@ torch::Tensor DiscriminatorImpl::fromRgb(const torch::Tensor& x, int64_t r) { re
 
 torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_t parts) {
   if (r == 2) {
-    auto y = useStddev(config_) ? minibatchStddev(x, config_.minibatchStddevGroup, parts, config_.opsImpl()) : x;
-    y = lrelu(conv1_[2]->forward(y));
+    auto& conv = conv1_[2];
+    at::Tensor y;
+    if (!useStddev(config_))
+      y = conv->forward(x);
+    else if (config_.opsImpl() != OpsImpl::Reference && conv->takesConstantChannel(x))
+      y = conv->forwardWithConstantChannel(x, minibatchStatistic(x, config_.minibatchStddevGroup, parts, config_.opsImpl()));
+    else
+      y = conv->forward(minibatchStddev(x, config_.minibatchStddevGroup, parts, config_.opsImpl()));
+    y = lrelu(y);
     y = lrelu(dense0_->forward(y.flatten(1)));
     return dense1_->forward(y);
   }
