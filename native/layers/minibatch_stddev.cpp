@@ -157,21 +157,29 @@ at::Tensor sumBlocks(const std::vector<double>& partial, const GroupShape& s, co
 // up to ~80 µs.
 int64_t statGrain(const GroupShape& s) { return std::max<int64_t>(1, (int64_t(1) << 18) / (s.g * std::min(s.k, kStatBlock))); }
 
+// Runs body(t, p, m, e0, len, mean, sigma) for every task t (group (p, m), columns [e0, e0 + len))
+// with its block's column statistics computed.
+template <class T, class Body>
+void forEachBlock(const T* x, const GroupShape& s, const Body& body) {
+  at::parallel_for(0, s.tasks(), statGrain(s), [&](int64_t begin, int64_t end) {
+    T mean[kStatBlock], sigma[kStatBlock];
+    for (int64_t t = begin; t < end; ++t) {
+      int64_t p, mm, e0, len;
+      s.locate(t, p, mm, e0, len);
+      columnStats(x, s, p, mm, e0, len, mean, sigma);
+      body(t, p, mm, e0, len, mean, sigma);
+    }
+  });
+}
+
 // x (float or double, contiguous) → s[p, m] = mean_K σ.
 at::Tensor statisticCpu(const at::Tensor& x, const GroupShape& s) {
   std::vector<double> partial(s.tasks());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "minibatchStddev", [&] {
-    const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    at::parallel_for(0, s.tasks(), statGrain(s), [&](int64_t begin, int64_t end) {
-      scalar_t mean[kStatBlock], sigma[kStatBlock];
-      for (int64_t t = begin; t < end; ++t) {
-        int64_t p, mm, e0, len;
-        s.locate(t, p, mm, e0, len);
-        columnStats(xp, s, p, mm, e0, len, mean, sigma);
-        double sum = 0;
-        for (int64_t e = 0; e < len; ++e) sum += sigma[e];
-        partial[t] = sum;
-      }
+    forEachBlock(x.const_data_ptr<scalar_t>(), s, [&](int64_t t, int64_t, int64_t, int64_t, int64_t len, const scalar_t*, const scalar_t* sigma) {
+      double sum = 0;
+      for (int64_t e = 0; e < len; ++e) sum += sigma[e];
+      partial[t] = sum;
     });
   });
   return sumBlocks(partial, s, x.options(), 1.0 / double(s.k));
@@ -185,18 +193,12 @@ at::Tensor statisticGradCpu(const at::Tensor& gradStat, const at::Tensor& x, con
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "minibatchStddevGrad", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* gp = gx.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, s.tasks(), statGrain(s), [&](int64_t begin, int64_t end) {
-      scalar_t mean[kStatBlock], sigma[kStatBlock];
-      for (int64_t t = begin; t < end; ++t) {
-        int64_t p, mm, e0, len;
-        s.locate(t, p, mm, e0, len);
-        columnStats(xp, s, p, mm, e0, len, mean, sigma);
-        const auto coefficient = scalar_t(ap[p * s.m + mm]);
-        for (int64_t i = 0; i < s.g; ++i) {
-          const scalar_t* xi = xp + s.at(p, i, mm, e0);
-          scalar_t* gi = gp + s.at(p, i, mm, e0);
-          for (int64_t e = 0; e < len; ++e) gi[e] = coefficient * (xi[e] - mean[e]) / sigma[e];
-        }
+    forEachBlock(xp, s, [&](int64_t, int64_t p, int64_t mm, int64_t e0, int64_t len, const scalar_t* mean, const scalar_t* sigma) {
+      const auto coefficient = scalar_t(ap[p * s.m + mm]);
+      for (int64_t i = 0; i < s.g; ++i) {
+        const scalar_t* xi = xp + s.at(p, i, mm, e0);
+        scalar_t* gi = gp + s.at(p, i, mm, e0);
+        for (int64_t e = 0; e < len; ++e) gi[e] = coefficient * (xi[e] - mean[e]) / sigma[e];
       }
     });
   });
@@ -215,37 +217,32 @@ void statisticGradBackwardCpu(const at::Tensor& q, const at::Tensor& gradStat, c
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* qp = q.const_data_ptr<scalar_t>();
     scalar_t* dp = dx ? dx->mutable_data_ptr<scalar_t>() : nullptr;
-    at::parallel_for(0, s.tasks(), statGrain(s), [&](int64_t begin, int64_t end) {
-      scalar_t mean[kStatBlock], sigma[kStatBlock], qMean[kStatBlock], qd[kStatBlock];
-      for (int64_t t = begin; t < end; ++t) {
-        int64_t p, mm, e0, len;
-        s.locate(t, p, mm, e0, len);
-        columnStats(xp, s, p, mm, e0, len, mean, sigma);
-        for (int64_t e = 0; e < len; ++e) qMean[e] = qd[e] = scalar_t(0);
-        for (int64_t i = 0; i < s.g; ++i) {
-          const scalar_t* xi = xp + s.at(p, i, mm, e0);
-          const scalar_t* qi = qp + s.at(p, i, mm, e0);
-          for (int64_t e = 0; e < len; ++e) {
-            qMean[e] += qi[e];
-            qd[e] += qi[e] * (xi[e] - mean[e]);
-          }
+    forEachBlock(xp, s, [&](int64_t t, int64_t p, int64_t mm, int64_t e0, int64_t len, const scalar_t* mean, const scalar_t* sigma) {
+      scalar_t qMean[kStatBlock], qd[kStatBlock];
+      for (int64_t e = 0; e < len; ++e) qMean[e] = qd[e] = scalar_t(0);
+      for (int64_t i = 0; i < s.g; ++i) {
+        const scalar_t* xi = xp + s.at(p, i, mm, e0);
+        const scalar_t* qi = qp + s.at(p, i, mm, e0);
+        for (int64_t e = 0; e < len; ++e) {
+          qMean[e] += qi[e];
+          qd[e] += qi[e] * (xi[e] - mean[e]);
         }
-        if (dGradStat) {
-          double sum = 0;
-          for (int64_t e = 0; e < len; ++e) sum += qd[e] / sigma[e];
-          partial[t] = sum;
-        }
-        if (!dp) continue;
-        const auto coefficient = scalar_t(ap[p * s.m + mm]);
-        for (int64_t e = 0; e < len; ++e) qMean[e] /= scalar_t(s.g);
-        for (int64_t i = 0; i < s.g; ++i) {
-          const scalar_t* xi = xp + s.at(p, i, mm, e0);
-          const scalar_t* qi = qp + s.at(p, i, mm, e0);
-          scalar_t* di = dp + s.at(p, i, mm, e0);
-          for (int64_t e = 0; e < len; ++e)
-            di[e] = coefficient * ((qi[e] - qMean[e]) / sigma[e] -
-                                   (xi[e] - mean[e]) * qd[e] / (scalar_t(s.g) * sigma[e] * sigma[e] * sigma[e]));
-        }
+      }
+      if (dGradStat) {
+        double sum = 0;
+        for (int64_t e = 0; e < len; ++e) sum += qd[e] / sigma[e];
+        partial[t] = sum;
+      }
+      if (!dp) return;
+      const auto coefficient = scalar_t(ap[p * s.m + mm]);
+      for (int64_t e = 0; e < len; ++e) qMean[e] /= scalar_t(s.g);
+      for (int64_t i = 0; i < s.g; ++i) {
+        const scalar_t* xi = xp + s.at(p, i, mm, e0);
+        const scalar_t* qi = qp + s.at(p, i, mm, e0);
+        scalar_t* di = dp + s.at(p, i, mm, e0);
+        for (int64_t e = 0; e < len; ++e)
+          di[e] = coefficient * ((qi[e] - qMean[e]) / sigma[e] -
+                                 (xi[e] - mean[e]) * qd[e] / (scalar_t(s.g) * sigma[e] * sigma[e] * sigma[e]));
       }
     });
   });

@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
+#include <type_traits>
 
 namespace progan {
 
@@ -91,62 +92,34 @@ template <class T, int S>
   }
 }
 
-// The per-task entry points: one overload per dtype, each compiled for the vector units above, with
-// the narrow side's width made a compile-time constant so its loops unroll.
-template <class T>
-[[gnu::always_inline]] inline void expandTaskOf(const T* m, const T* bias, const T* in, T* out, int64_t rows, int64_t narrow,
-                                                int64_t pixels, int64_t p0, int64_t len) {
-  switch (narrow) {
-    case 1: expandRows<T, 1>(m, bias, in, out, rows, pixels, p0, len); break;
-    case 2: expandRows<T, 2>(m, bias, in, out, rows, pixels, p0, len); break;
-    case 3: expandRows<T, 3>(m, bias, in, out, rows, pixels, p0, len); break;
-    default: expandRows<T, 4>(m, bias, in, out, rows, pixels, p0, len); break;
-  }
-}
-template <class T>
-[[gnu::always_inline]] inline void contractTaskOf(const T* m, const T* bias, const T* in, T* out, int64_t narrow, int64_t depth,
-                                                  int64_t pixels, int64_t p0, int64_t len) {
-  switch (narrow) {
-    case 1: contractRows<T, 1>(m, bias, in, out, depth, pixels, p0, len); break;
-    case 2: contractRows<T, 2>(m, bias, in, out, depth, pixels, p0, len); break;
-    case 3: contractRows<T, 3>(m, bias, in, out, depth, pixels, p0, len); break;
-    default: contractRows<T, 4>(m, bias, in, out, depth, pixels, p0, len); break;
-  }
-}
-template <class T>
-[[gnu::always_inline]] inline void dotTaskOf(const T* wide, int64_t wideStride, const T* narrow, int64_t narrowRows, int64_t images,
-                                             int64_t pixels, T* dot) {
-  switch (narrowRows) {
-    case 1: dotRows<T, 1>(wide, wideStride, narrow, images, pixels, dot); break;
-    case 2: dotRows<T, 2>(wide, wideStride, narrow, images, pixels, dot); break;
-    case 3: dotRows<T, 3>(wide, wideStride, narrow, images, pixels, dot); break;
-    default: dotRows<T, 4>(wide, wideStride, narrow, images, pixels, dot); break;
+// Calls f(std::integral_constant<int, n>) for the narrow side's width n = 1 … kNarrowChannels, so
+// that the loops above unroll over it.
+template <class F>
+[[gnu::always_inline]] inline void withWidth(int64_t n, const F& f) {
+  switch (n) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    default: f(std::integral_constant<int, 4>{}); break;
   }
 }
 
-PROGAN_VECTOR_CLONES void expandTask(const float* m, const float* bias, const float* in, float* out, int64_t rows, int64_t narrow,
-                                     int64_t pixels, int64_t p0, int64_t len) {
-  expandTaskOf(m, bias, in, out, rows, narrow, pixels, p0, len);
+// The per-task entry points, each compiled for the vector units above (the lambdas are inlined
+// into every clone).
+template <class T>
+PROGAN_VECTOR_CLONES void expandTask(const T* m, const T* bias, const T* in, T* out, int64_t rows, int64_t narrow, int64_t pixels,
+                                     int64_t p0, int64_t len) {
+  withWidth(narrow, [&](auto b) __attribute__((always_inline)) { expandRows<T, b()>(m, bias, in, out, rows, pixels, p0, len); });
 }
-PROGAN_VECTOR_CLONES void expandTask(const double* m, const double* bias, const double* in, double* out, int64_t rows,
-                                     int64_t narrow, int64_t pixels, int64_t p0, int64_t len) {
-  expandTaskOf(m, bias, in, out, rows, narrow, pixels, p0, len);
+template <class T>
+PROGAN_VECTOR_CLONES void contractTask(const T* m, const T* bias, const T* in, T* out, int64_t narrow, int64_t depth,
+                                       int64_t pixels, int64_t p0, int64_t len) {
+  withWidth(narrow, [&](auto a) __attribute__((always_inline)) { contractRows<T, a()>(m, bias, in, out, depth, pixels, p0, len); });
 }
-PROGAN_VECTOR_CLONES void contractTask(const float* m, const float* bias, const float* in, float* out, int64_t narrow,
-                                       int64_t depth, int64_t pixels, int64_t p0, int64_t len) {
-  contractTaskOf(m, bias, in, out, narrow, depth, pixels, p0, len);
-}
-PROGAN_VECTOR_CLONES void contractTask(const double* m, const double* bias, const double* in, double* out, int64_t narrow,
-                                       int64_t depth, int64_t pixels, int64_t p0, int64_t len) {
-  contractTaskOf(m, bias, in, out, narrow, depth, pixels, p0, len);
-}
-PROGAN_VECTOR_CLONES void dotTask(const float* wide, int64_t wideStride, const float* narrow, int64_t narrowRows, int64_t images,
-                                  int64_t pixels, float* dot) {
-  dotTaskOf(wide, wideStride, narrow, narrowRows, images, pixels, dot);
-}
-PROGAN_VECTOR_CLONES void dotTask(const double* wide, int64_t wideStride, const double* narrow, int64_t narrowRows,
-                                  int64_t images, int64_t pixels, double* dot) {
-  dotTaskOf(wide, wideStride, narrow, narrowRows, images, pixels, dot);
+template <class T>
+PROGAN_VECTOR_CLONES void dotTask(const T* wide, int64_t wideStride, const T* narrow, int64_t narrowRows, int64_t images,
+                                  int64_t pixels, T* dot) {
+  withWidth(narrowRows, [&](auto s) __attribute__((always_inline)) { dotRows<T, s()>(wide, wideStride, narrow, images, pixels, dot); });
 }
 
 int64_t pixelsOf(const at::Tensor& t) { return t.size(2) * t.size(3); }
