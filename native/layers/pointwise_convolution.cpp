@@ -44,7 +44,7 @@ bool pointwiseFits(const at::Tensor& x, const at::Tensor& w) {
 }
 
 bool pointwisePays(const at::Tensor& w, int64_t contraction, int64_t pixels, bool channelsLast) {
-  return takesNarrow(w.size(0), w.size(1), w.scalar_type(), channelsLast) || contraction >= 16 || pixels <= 16 * 16;
+  return takesNarrow(w, channelsLast) || contraction >= 16 || pixels <= 16 * 16;
 }
 
 at::Tensor pointwiseConvolution(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias, bool channelsLast) {
