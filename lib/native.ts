@@ -20,8 +20,10 @@ export interface NativeAddon {
   cudaMemory(resetPeak?: boolean): { allocatedBytes: number; peakAllocatedBytes: number; reservedBytes: number; peakReservedBytes: number };
   /** Test and benchmark entry: one op with first and second derivatives (binding/ops_check.cpp). */
   opDerivatives(spec: {
-    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'winogradConvolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';
+    op: 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'winogradConvolution' | 'leakyRelu' | 'biasLeakyRelu' | 'pixelNorm' | 'matrixProduct' | 'minibatchStddev';
     impl: 'auto' | 'reference';
+    /** Where the op runs ('cpu' default; 'cuda' in a CUDA build with a GPU): the tensors travel there and back. */
+    device?: 'cpu' | 'cuda';
     inputs: NativeTensor[];
     directions: NativeTensor[];
     gradOutput: NativeTensor;
@@ -34,8 +36,11 @@ export interface NativeAddon {
     stride?: number;
     padding?: number;
     transposed?: boolean;
-    /** `convolution`, `upsampleConv`, `convDownsample` (impl 'auto'): every kernel takes its tensors channels-last (NHWC). */
+    /** `convolution`, `upsampleConv`, `convDownsample` (impl 'auto'): every kernel takes its tensors channels-last (NHWC);
+     * `biasLeakyRelu`, `pixelNorm`, `winogradConvolution`: the input arrives channels-last. */
     channelsLast?: boolean;
+    /** `pixelNorm`: ε. */
+    epsilon?: number;
     group?: number;
     parts?: number;
   }): {

@@ -1,5 +1,6 @@
 // Fused ops against their references (native/ops), fused-scale convolutions against the plain
-// upsample/conv and conv/pool, and our convolution (direct and Winograd), leaky ReLU, matrix product and minibatch stddev against ATen's: forward, first derivatives and
+// upsample/conv and conv/pool, and our convolution (direct and Winograd), leaky ReLU, bias + leaky
+// ReLU, pixel norm, matrix product and minibatch stddev against ATen's: forward, first derivatives and
 // second derivatives (the double backward the gradient penalty takes through D), on random shapes
 // including odd sizes and batch 1.
 // Bounds: max relative error < 1e-6 in float64 and < 1e-5 in float32.
@@ -9,7 +10,7 @@ import { Tensor, fromNative, randn, toNative } from '../lib/tensor';
 import { relativeError } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
-type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'winogradConvolution' | 'leakyRelu' | 'matrixProduct' | 'minibatchStddev';
+type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'winogradConvolution' | 'leakyRelu' | 'biasLeakyRelu' | 'pixelNorm' | 'matrixProduct' | 'minibatchStddev';
 const BOUND: Record<Dtype, number> = { float32: 1e-5, float64: 1e-6 };
 
 let seed = 1000;
@@ -20,13 +21,17 @@ interface Case {
   shapes: number[][];
   out: number[];
   only?: Dtype; // compared in this dtype only
-  scalars?: { group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; alphaOnDevice?: boolean; weightScale?: number };
+  scalars?: { epsilon?: number; group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; alphaOnDevice?: boolean; weightScale?: number };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
 // work on the even sizes of the resolution pyramid; the convolutions take any size).
 function cases(): Case[] {
   const out: Case[] = [];
+  // A pixel norm of one channel is x/√(x² + ε) ≈ sign(x): its true derivatives are ε/|x|³-small and
+  // both sides compute them as differences of O(1/|x|) terms, so in float32 they compare rounding
+  // noise (5e-1 relative seen); in float64 they agree within the bound.
+  const oneChannel = (c: number): { only?: Dtype } => (c === 1 ? { only: 'float64' } : {});
   for (const [n, c, h] of [[1, 3, 4], [3, 5, 8], [2, 7, 6], [5, 1, 16]]) {
     // alphaOnDevice: α as a 0-dim tensor, which a step recorded as a CUDA graph blends with.
     for (const alpha of [0, 0.37, 1]) for (const alphaOnDevice of [false, true]) {
@@ -78,6 +83,21 @@ function cases(): Case[] {
   }
   // Our leaky ReLU (layers/leaky_relu.cpp, whose second derivative in x is "none") against ATen's.
   for (const shape of [[1, 1, 1, 1], [3, 5, 4, 7], [2, 9]]) out.push({ op: 'leakyRelu', shapes: [shape], out: shape });
+  // Bias + leaky ReLU in one pass (ops/bias_leaky_relu.h) against ATen's add and leaky_relu, and the
+  // pixel norm's kernels (ops/pixel_norm.h) against its ATen composite: NCHW and channels-last
+  // inputs (the GPU's layout), odd sizes, batch 1, 2-D inputs (G's dense layer, the latents), channel
+  // counts that do and do not divide by 4 (the CUDA kernels' 16-byte paths), 17×17 images whose
+  // 289 pixels cross the CPU kernel's 256-pixel blocks, and the ε of half precision.
+  for (const channelsLast of [false, true]) {
+    for (const [n, c, h, w] of [[1, 1, 1, 1], [3, 5, 4, 7], [2, 8, 3, 3], [1, 12, 17, 17], [4, 7, 2, 2]]) {
+      out.push({ op: 'biasLeakyRelu', shapes: [[n, c, h, w], [c]], out: [n, c, h, w], scalars: { channelsLast } });
+      for (const epsilon of [1e-8, 1e-4]) out.push({ op: 'pixelNorm', shapes: [[n, c, h, w]], out: [n, c, h, w], scalars: { channelsLast, epsilon }, ...oneChannel(c) });
+    }
+  }
+  for (const [n, c] of [[2, 9], [3, 16], [1, 1]]) {
+    out.push({ op: 'biasLeakyRelu', shapes: [[n, c], [c]], out: [n, c] });
+    out.push({ op: 'pixelNorm', shapes: [[n, c]], out: [n, c], scalars: { epsilon: 1e-8 }, ...oneChannel(c) });
+  }
   // Our matrix product (layers/matrix_product.cpp) against ATen's mm: skinny products that take the
   // swapped order (output rows < columns, output smaller than an operand) and the direct one, with the
   // second factor stored as is or transposed (a dense layer's weight, whose gradient keeps that

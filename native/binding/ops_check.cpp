@@ -15,8 +15,10 @@
 #include "layers/leaky_relu.h"
 #include "layers/matrix_product.h"
 #include "layers/minibatch_stddev.h"
+#include "ops/bias_leaky_relu.h"
 #include "ops/fade_in.h"
 #include "ops/gradient_penalty.h"
+#include "ops/pixel_norm.h"
 
 namespace progan::binding {
 
@@ -90,6 +92,18 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     // The reference is ATen's leaky_relu, whose second derivative in x is a materialised zero.
     return impl == "reference" ? at::leaky_relu(x[0], 0.2) : lrelu(x[0]);
   }
+  if (op == "biasLeakyRelu") {
+    need(2);
+    // The reference: ATen's add and leaky ReLU (whose second derivative in y is a materialised zero).
+    if (impl == "reference") return at::leaky_relu(x[0] + (x[0].dim() == 4 ? x[1].view({1, -1, 1, 1}) : x[1].view({1, -1})), 0.2);
+    return biasLeakyRelu(channelsLast ? x[0].contiguous(at::MemoryFormat::ChannelsLast) : x[0], x[1], ops);
+  }
+  if (op == "pixelNorm") {
+    need(1);
+    const double epsilon = numberField(spec, "epsilon");
+    if (impl == "reference") return ops_reference::pixelNorm(x[0], epsilon);
+    return pixelNorm(channelsLast ? x[0].contiguous(at::MemoryFormat::ChannelsLast) : x[0], epsilon, ops);
+  }
   if (op == "matrixProduct") {
     need(2);
     // `transposed`: the second factor is x1ᵀ, as a dense layer uses its [out, in] weight.
@@ -105,7 +119,7 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
   }
   throw std::invalid_argument("Unknown op '" + op +
                               "' (upsampleLerp, fadeReals, penalty, upsampleConv, convDownsample, convolution, winogradConvolution, leakyRelu, "
-                              "matrixProduct, minibatchStddev)");
+                              "biasLeakyRelu, pixelNorm, matrixProduct, minibatchStddev)");
 }
 
 std::vector<at::Tensor> tensorList(const Napi::Value& v, const std::string& name) {
@@ -129,12 +143,19 @@ Napi::Value OpDerivatives(const Napi::CallbackInfo& info) {
     const auto spec = info[0].As<Napi::Object>();
     const auto op = stringField(spec, "op");
     const auto impl = stringField(spec, "impl");
-    auto xs = tensorList(spec.Get("inputs"), "inputs");
-    const auto vs = tensorList(spec.Get("directions"), "directions");
+    // `device: 'cuda'`: every tensor moves to the GPU first (the CUDA kernels' parity, scripts/gpu/parity.ts).
+    const auto device = spec.Has("device") ? stringField(spec, "device") : std::string("cpu");
+    TORCH_CHECK(device == "cpu" || device == "cuda", "Expected 'cpu' or 'cuda' for device but received '", device, "'");
+    const auto onDevice = [&](std::vector<at::Tensor> ts) {
+      for (auto& t : ts) t = t.to(at::Device(device));
+      return ts;
+    };
+    auto xs = onDevice(tensorList(spec.Get("inputs"), "inputs"));
+    const auto vs = onDevice(tensorList(spec.Get("directions"), "directions"));
     TORCH_CHECK(vs.size() == xs.size(), "Expected one direction per input");
     for (auto& x : xs) x.requires_grad_(true);
     const auto y = applyOp(op, impl, xs, spec);
-    auto u = toTorch(spec.Get("gradOutput"), "gradOutput");
+    auto u = toTorch(spec.Get("gradOutput"), "gradOutput").to(at::Device(device));
     TORCH_CHECK(u.sizes() == y.sizes(), "Expected gradOutput of shape ", y.sizes(), " but received ", u.sizes());
     // First derivatives twice: without a graph (the last backward of a step, which may take
     // shortcuts) and with one (the penalty's, differentiated again below).

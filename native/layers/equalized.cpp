@@ -4,14 +4,16 @@
 #include <torch/nn/functional.h>
 
 #include "layers/convolution.h"
+#include "layers/leaky_relu.h"
 #include "layers/matrix_product.h"
 #include "layers/shifted_sum.h"
 #include "layers/winograd.h"
+#include "ops/bias_leaky_relu.h"
 
 namespace progan {
 
-EqualizedConv2dImpl::EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, double gain)
-    : scale(gain / std::sqrt(double(inChannels * kernel * kernel))), kernel(kernel) {
+EqualizedConv2dImpl::EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, Activation activation, double gain)
+    : scale(gain / std::sqrt(double(inChannels * kernel * kernel))), kernel(kernel), activation(activation) {
   weight = register_parameter("weight", torch::randn({outChannels, inChannels, kernel, kernel}));
   bias = register_parameter("bias", torch::zeros({outChannels}));
 }
@@ -103,24 +105,29 @@ at::Tensor convolve(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind 
   }
 }
 
-// Layer l's convolution of x with w: its own weight, or (forwardWithConstantChannel) a slice of it.
-at::Tensor equalizedConv(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind kind, const at::Tensor& x, bool fused) {
+// Layer l's convolution of x with w (its own weight, or in forwardWithConstantChannel a slice of
+// it), plus its bias, and, where `activate`, its activation.
+at::Tensor equalizedConv(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind kind, const at::Tensor& x, bool fused, bool activate) {
   const auto type = w.scalar_type();
   const bool channelsLast = l.channelsLast == ChannelsLastMode::On || (l.channelsLast == ChannelsLastMode::Auto && x.is_cuda());
+  const bool leaky = activate && l.activation == Activation::LeakyRelu;
+  const auto activated = [&](const at::Tensor& y) { return leaky ? lrelu(y) : y; };
   if (l.bfloat16 && type != at::kBFloat16) {
     // Reduced precision: the scale and bias go on the output, which returns to the weights' type there.
     // The weight is cast where the conv takes it, after a fused-scale kernel is summed in full precision.
     const auto y = convolve(l, w, kind, x.to(at::kBFloat16), 1.0, {}, fused, channelsLast);
-    return scaleAddBias(y, l.scale, l.bias, type);
+    return activated(scaleAddBias(y, l.scale, l.bias, type));
   }
   const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;
-  if (!scalesOutput(w, convOutputNumel(x, w, spatial)))
-    return convolve(l, w, kind, x, l.scale, l.bias, fused, channelsLast);
-  return scaleAddBias(convolve(l, w, kind, x, 1.0, {}, fused, channelsLast), l.scale, l.bias, type);
+  if (scalesOutput(w, convOutputNumel(x, w, spatial)))
+    return activated(scaleAddBias(convolve(l, w, kind, x, 1.0, {}, fused, channelsLast), l.scale, l.bias, type));
+  if (leaky && l.fusedActivation && x.is_cuda() && l.bias.defined())
+    return biasLeakyRelu(convolve(l, w, kind, x, l.scale, {}, fused, channelsLast), l.bias);
+  return activated(convolve(l, w, kind, x, l.scale, l.bias, fused, channelsLast));
 }
 }  // namespace
 
-torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, weight, ConvKind::Plain, x, false); }
+torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, weight, ConvKind::Plain, x, false, true); }
 
 namespace {
 // [n, 3] on the CPU: entry (i, k) is 1 where a 3×3 kernel's tap k, centred on pixel i with padding 1,
@@ -144,13 +151,14 @@ torch::Tensor EqualizedConv2dImpl::forwardWithConstantChannel(const torch::Tenso
               x.sizes(), " and ", perSample.sizes());
   const int64_t channels = x.size(1);
   // One copy of the slice, which every convolution of this layer in the step then reads as a plain kernel.
-  const auto y = equalizedConv(*this, weight.narrow(1, 0, channels).contiguous(), ConvKind::Plain, x, false);
+  const auto y = equalizedConv(*this, weight.narrow(1, 0, channels).contiguous(), ConvKind::Plain, x, false, /*activate=*/false);
   // conv(map, w_c) for a map equal to s at every pixel, zero-padded: s times the sum of the taps
   // that fall inside the image, T[o, i, j] = Σ_{k,l} A_H[i, k]·w_c[o, k, l]·A_W[j, l].
   const auto taps = weight.select(1, channels);  // [O, 3, 3]
   const auto rows = insideTaps(x.size(2), taps.options()), cols = insideTaps(x.size(3), taps.options());
   const auto tapSums = at::matmul(at::matmul(rows, taps), cols.t()) * scale;  // [O, H, W]
-  return at::addcmul(y, perSample.to(y.scalar_type()).view({-1, 1, 1, 1}), tapSums.to(y.scalar_type()).unsqueeze(0));
+  const auto out = at::addcmul(y, perSample.to(y.scalar_type()).view({-1, 1, 1, 1}), tapSums.to(y.scalar_type()).unsqueeze(0));
+  return activation == Activation::LeakyRelu ? lrelu(out) : out;
 }
 
 bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x) const {
@@ -158,11 +166,11 @@ bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x) const {
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {
-  return equalizedConv(*this, weight, ConvKind::Upsampled, x, fused);
+  return equalizedConv(*this, weight, ConvKind::Upsampled, x, fused, true);
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardDownsampled(const torch::Tensor& x, bool fused) {
-  return equalizedConv(*this, weight, ConvKind::Downsampled, x, fused);
+  return equalizedConv(*this, weight, ConvKind::Downsampled, x, fused, true);
 }
 
 EqualizedLinearImpl::EqualizedLinearImpl(int64_t inFeatures, int64_t outFeatures, double gain, int64_t biasSize)
@@ -195,6 +203,7 @@ void applyLayerSettings(torch::nn::Module& root, const LayerSettings& settings) 
       c->winograd = settings.winograd;
       c->channelsLast = settings.channelsLast;
       c->pointwise = settings.pointwise;
+      c->fusedActivation = settings.fusedActivation;
     }
     if (auto* l = m->as<EqualizedLinearImpl>()) l->bfloat16 = settings.bfloat16;
   }

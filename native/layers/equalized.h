@@ -33,11 +33,18 @@ constexpr double kSqrt2 = 1.4142135623730951;
 // inside oneDNN / cuDNN), and its output returns to the weights' type in the same op that scales it and
 // adds the bias. Every other op of the network thus sees float32, and autograd casts the gradients back.
 
+// What follows a layer's bias: nothing (G's toRGB) or the leaky ReLU (every other convolution).
+enum class Activation { Linear, LeakyRelu };
+
 class EqualizedConv2dImpl : public torch::nn::Module {
  public:
-  EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, double gain = kSqrt2);
+  EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, Activation activation, double gain = kSqrt2);
+  // The layer's output: its activation of conv(x, w·scale) + bias. With the leaky ReLU on CUDA (and
+  // float weights, fusedActivation on), the bias and activation are one kernel
+  // (ops/bias_leaky_relu.h) after a convolution without bias; elsewhere ATen adds the bias (oneDNN
+  // inside its convolution) and lrelu follows.
   torch::Tensor forward(const torch::Tensor& x);
-  // upsampleConv3x3 / conv3x3Downsample with this layer's scaled weight and bias.
+  // upsampleConv3x3 / conv3x3Downsample with this layer's scaled weight, bias and activation.
   torch::Tensor forwardUpsampled(const torch::Tensor& x, bool fused);
   torch::Tensor forwardDownsampled(const torch::Tensor& x, bool fused);
   // forward(cat(x, m)) for the map m [N, 1, H, W] that holds perSample[n] at every pixel of sample
@@ -55,7 +62,9 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   torch::Tensor weight, bias;
   double scale;
   int64_t kernel;
+  Activation activation;
   bool bfloat16 = false;
+  bool fusedActivation = true;
   WinogradMode winograd = WinogradMode::Off;
   ChannelsLastMode channelsLast = ChannelsLastMode::Off;
   bool pointwise = true;

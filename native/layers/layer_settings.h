@@ -19,6 +19,9 @@ struct LayerSettings {
   // 1×1 convolutions (toRGB, fromRGB) as matrix products on the CPU (layers/pointwise_convolution.h);
   // off, they are ATen's convolutions (`impl: 'reference'`).
   bool pointwise = true;
+  // A layer's bias and leaky ReLU as one pass on CUDA (ops/bias_leaky_relu.h); off, ATen adds the
+  // bias and our leaky ReLU follows (`impl: 'reference'`).
+  bool fusedActivation = true;
 };
 
 }  // namespace progan

@@ -11,14 +11,12 @@ using torch::autograd::AutogradContext;
 using torch::autograd::Function;
 using torch::autograd::variable_list;
 
-constexpr double kSlope = 0.2;
-
 // g ↦ g·lrelu'(x): linear in g, piecewise constant in x (its derivative in x is zero almost everywhere).
 struct LeakyReluGradFunction : Function<LeakyReluGradFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gradOut, const at::Tensor& x) {
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({x});
-    return at::leaky_relu_backward(gradOut, x, kSlope, /*self_is_result=*/false);
+    return at::leaky_relu_backward(gradOut, x, kLeakySlope, /*self_is_result=*/false);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     if (!grads[0].defined()) return {at::Tensor(), at::Tensor()};
@@ -31,7 +29,7 @@ struct LeakyReluFunction : Function<LeakyReluFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({x});
-    return at::leaky_relu(x, kSlope);
+    return at::leaky_relu(x, kLeakySlope);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     if (!grads[0].defined()) return {at::Tensor()};
@@ -42,5 +40,7 @@ struct LeakyReluFunction : Function<LeakyReluFunction> {
 }  // namespace
 
 at::Tensor lrelu(const at::Tensor& x) { return LeakyReluFunction::apply(x); }
+
+at::Tensor lreluGrad(const at::Tensor& grad, const at::Tensor& a) { return LeakyReluGradFunction::apply(grad, a); }
 
 }  // namespace progan

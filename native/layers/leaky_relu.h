@@ -10,6 +10,12 @@
 
 namespace progan {
 
+constexpr double kLeakySlope = 0.2;
+
 at::Tensor lrelu(const at::Tensor& x);
+
+// grad·lrelu'(a), where a is the activation's input or its output (they share their sign): the
+// activation's backward, differentiable in grad, with "none" as its derivative in a.
+at::Tensor lreluGrad(const at::Tensor& grad, const at::Tensor& a);
 
 }  // namespace progan

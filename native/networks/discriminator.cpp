@@ -18,19 +18,19 @@ DiscriminatorImpl::DiscriminatorImpl(const NetworkConfig& config) : config_(conf
   conv0_.resize(top + 1, nullptr);
   conv1_.resize(top + 1, nullptr);
   for (int64_t r = 2; r <= top; ++r)
-    fromRgb_[r] = register_module("fromrgb_" + NetworkConfig::resolutionName(r), EqualizedConv2d(config.channels, config.nf(r - 1), 1));
+    fromRgb_[r] = register_module("fromrgb_" + NetworkConfig::resolutionName(r), EqualizedConv2d(config.channels, config.nf(r - 1), 1, Activation::LeakyRelu));
   for (int64_t r = top; r >= 3; --r) {
-    conv0_[r] = register_module("b" + NetworkConfig::resolutionName(r) + "_conv0", EqualizedConv2d(config.nf(r - 1), config.nf(r - 1), 3));
-    conv1_[r] = register_module("b" + NetworkConfig::resolutionName(r) + "_conv1_down", EqualizedConv2d(config.nf(r - 1), config.nf(r - 2), 3));
+    conv0_[r] = register_module("b" + NetworkConfig::resolutionName(r) + "_conv0", EqualizedConv2d(config.nf(r - 1), config.nf(r - 1), 3, Activation::LeakyRelu));
+    conv1_[r] = register_module("b" + NetworkConfig::resolutionName(r) + "_conv1_down", EqualizedConv2d(config.nf(r - 1), config.nf(r - 2), 3, Activation::LeakyRelu));
   }
   const int64_t extra = useStddev(config) ? 1 : 0;
-  conv1_[2] = register_module("b4x4_conv", EqualizedConv2d(config.nf(1) + extra, config.nf(1), 3));
+  conv1_[2] = register_module("b4x4_conv", EqualizedConv2d(config.nf(1) + extra, config.nf(1), 3, Activation::LeakyRelu));
   dense0_ = register_module("b4x4_dense0", EqualizedLinear(config.nf(1) * 16, config.nf(0)));
   dense1_ = register_module("b4x4_dense1", EqualizedLinear(config.nf(0), 1 + config.labelSize, 1.0));
   applyLayerSettings(*this, config.layerSettings());
 }
 
-torch::Tensor DiscriminatorImpl::fromRgb(const torch::Tensor& x, int64_t r) { return lrelu(fromRgb_[r]->forward(x)); }
+torch::Tensor DiscriminatorImpl::fromRgb(const torch::Tensor& x, int64_t r) { return fromRgb_[r]->forward(x); }
 
 torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_t parts) {
   if (r == 2) {
@@ -42,14 +42,13 @@ torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_
       y = conv->forwardWithConstantChannel(x, minibatchStatistic(x, config_.minibatchStddevGroup, parts, config_.opsImpl()));
     else
       y = conv->forward(minibatchStddev(x, config_.minibatchStddevGroup, parts, config_.opsImpl()));
-    y = lrelu(y);
     y = lrelu(dense0_->forward(y.flatten(1)));
     return dense1_->forward(y);
   }
   // Official D_paper (fused_scale=True by default): pool before bias and activation.
-  auto y = lrelu(conv0_[r]->forward(x));
+  const auto y = conv0_[r]->forward(x);
   auto& conv = conv1_[r];
-  return lrelu(conv->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(y))));
+  return conv->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(y)));
 }
 
 torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, const Alpha& alpha, int64_t parts) {

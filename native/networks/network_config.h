@@ -31,8 +31,8 @@ struct NetworkConfig {
   WinogradMode winogradMode() const {
     return winograd == 0 ? WinogradMode::Off : winograd == 1 ? WinogradMode::On : WinogradMode::Auto;
   }
-  // Fused fade-in and gradient-penalty kernels and the 1×1 convolutions' products (auto), or their
-  // ATen references (parity, benchmarks).
+  // Fused fade-in, gradient-penalty, bias + leaky ReLU and pixel-norm kernels and the 1×1
+  // convolutions' products (auto), or their ATen references (parity, benchmarks).
   bool referenceOps = false;
   OpsImpl opsImpl() const { return referenceOps ? OpsImpl::Reference : OpsImpl::Auto; }
   // Convolutions and dense layers multiply in bfloat16; everything else stays in the weights' type.
@@ -42,7 +42,7 @@ struct NetworkConfig {
 
   LayerSettings layerSettings() const {
     const auto layout = channelsLast == 0 ? ChannelsLastMode::Off : channelsLast == 1 ? ChannelsLastMode::On : ChannelsLastMode::Auto;
-    return {bfloat16, winogradMode(), layout, !referenceOps};
+    return {bfloat16, winogradMode(), layout, !referenceOps, !referenceOps};
   }
 
   // 'auto' fuses where it measured faster on the CPU: every block from 8×8 outputs (G) / inputs (D)

@@ -15,7 +15,8 @@
 // its fraction of the conv ceiling the PyTorch side measures first (cuDNN's 3×3 convs on a GPU).
 // --eager-too: 4²–32², both phases, also timed on a second trainer with cudaGraphs off (the CUDA graph
 // gain, where launches cost most). --nchw-too: 16²–128², both phases, also timed on a trainer with
-// channelsLast off (the channels-last gain). --json FILE: the table as JSON. Peak GPU memory per row on
+// channelsLast off (the channels-last gain). --reference-too: 8²–64², both phases, also timed on a
+// trainer with impl 'reference' (every fused op as its ATen reference: the fused ops' gain). --json FILE: the table as JSON. Peak GPU memory per row on
 // CUDA (caching allocator: allocated bytes, and reserved ones, which include a recorded graph's
 // private pool).
 // Prints `RESULT bench PASS|FAIL ...`.
@@ -91,6 +92,10 @@ async function main() {
   if (process.argv.includes('--nchw-too')) {
     comparisons.push({ column: 'NCHW img/s', key: 'nchwImagesPerSecond', runs: (res) => res >= 16 && res <= 128,
       trainer: await Trainer.create({ data, device, seed: 5, network: { ...network, channelsLast: false } }) });
+  }
+  if (process.argv.includes('--reference-too')) {
+    comparisons.push({ column: 'reference ops img/s', key: 'referenceImagesPerSecond', runs: (res) => res >= 8 && res <= 64,
+      trainer: await Trainer.create({ data, device, seed: 5, network: { ...network, impl: 'reference' } }) });
   }
   console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
   const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps', ...comparisons.map((c) => c.column),

@@ -37,9 +37,16 @@
 //     path); a stale input, a missed update, or a β or α frozen at its recorded value (α moves by
 //     1/6 per step) differs by far more. The graph trainer must report 1 capture and 4 replays per
 //     case (2 eager warm-up steps first), else FAIL.
+//   * cuda-ops: each fused op on its own through native().opDerivatives({device: 'cuda'}) (output,
+//     first derivatives, and the double backward's derivatives in the output gradient and every
+//     input), fresh random inputs per case, against the reference ATen ops on the CPU in float64
+//     (< 1e-6: the kernels' own float64 arithmetic) and on the GPU in float32 (< 1e-5): bias +
+//     leaky ReLU and pixel norm in NCHW and channels-last with channel and pixel counts that take
+//     the 16-byte paths and ones that do not, the fade blends and the penalty's norms.
 // Sizes: batch 1, 3, 4, 5, 7, 8; channels 1 and 3; odd latent and feature-map counts; resolutions
 // 4…32 (kernels only see even power-of-two sizes: the networks never make others).
 // Prints one line `RESULT <check> PASS|FAIL|NOT RUN: <why>` per check (scripts/gpu-smoke collects them).
+import { native } from '../../lib/native';
 import { createNetworks } from '../../lib/networks';
 import { randn, Tensor } from '../../lib/tensor';
 import { fromNative, toNative } from '../../lib/tensor';
@@ -238,6 +245,58 @@ async function cudaGraphCheck(): Promise<boolean> {
   return pass;
 }
 
+/** cuda-ops: the fused ops one by one on the GPU against their references (see the header). */
+function cudaOpsCheck(): boolean {
+  type Spec = { op: 'biasLeakyRelu' | 'pixelNorm' | 'upsampleLerp' | 'fadeReals' | 'penalty'; shapes: number[][]; out: number[]; scalars?: Record<string, number | boolean> };
+  const specs: Spec[] = [];
+  for (const channelsLast of [false, true]) {
+    for (const [n, c, h, w] of [[4, 512, 8, 8], [3, 13, 5, 7], [2, 16, 4, 4], [1, 6, 3, 3], [64, 128, 16, 16]]) {
+      specs.push({ op: 'biasLeakyRelu', shapes: [[n, c, h, w], [c]], out: [n, c, h, w], scalars: { channelsLast } });
+      specs.push({ op: 'pixelNorm', shapes: [[n, c, h, w]], out: [n, c, h, w], scalars: { channelsLast, epsilon: 1e-8 } });
+    }
+  }
+  for (const [n, c] of [[5, 512], [3, 9]]) {
+    specs.push({ op: 'biasLeakyRelu', shapes: [[n, c], [c]], out: [n, c] });
+    specs.push({ op: 'pixelNorm', shapes: [[n, c]], out: [n, c], scalars: { epsilon: 1e-4 } });
+  }
+  for (const [n, c, h] of [[3, 5, 8], [2, 3, 32]]) {
+    specs.push({ op: 'upsampleLerp', shapes: [[n, c, h / 2, h / 2], [n, c, h, h]], out: [n, c, h, h], scalars: { alpha: 0.37 } });
+    specs.push({ op: 'fadeReals', shapes: [[n, c, h, h]], out: [n, c, h, h], scalars: { alpha: 0.37 } });
+    specs.push({ op: 'penalty', shapes: [[n, c, h, h]], out: [n], scalars: { lambda: 10, gamma: 1, k: 1 } });
+  }
+  const BOUND = { float64: 1e-6, float32: 1e-5 } as const;
+  const rows: (string | number)[][] = [['op', 'shapes', 'layout', 'float64 vs cpu', 'float32 vs cuda ref', 'ok']];
+  let pass = true;
+  let seed = 77_000;
+  const run = (spec: Spec, impl: Impl, device: Device, inputs: Tensor[], dirs: Tensor[], u: Tensor) => {
+    const r = native().opDerivatives({
+      op: spec.op, impl, device,
+      inputs: inputs.map((t, i) => toNative(t, `input ${i}`)),
+      directions: dirs.map((t, i) => toNative(t, `direction ${i}`)),
+      gradOutput: toNative(u, 'gradOutput'),
+      ...spec.scalars,
+    });
+    return [r.output, ...r.gradients, ...r.gradientsNoGraph, r.gradOutputSecond, ...r.inputsSecond].map(fromNative);
+  };
+  for (const spec of specs) {
+    const worst: Record<'float64' | 'float32', number> = { float64: 0, float32: 0 };
+    for (const dtype of ['float64', 'float32'] as const) {
+      const rand = (shape: number[]) => randn(shape, { seed: seed++, dtype });
+      const inputs = spec.shapes.map(rand), dirs = spec.shapes.map(rand), u = rand(spec.out);
+      const ours = run(spec, 'auto', 'cuda', inputs, dirs, u);
+      const ref = run(spec, 'reference', dtype === 'float64' ? 'cpu' : 'cuda', inputs, dirs, u);
+      worst[dtype] = Math.max(...ours.map((t, i) => relativeError(t, ref[i], 1e-30)));
+    }
+    const ok = worst.float64 < BOUND.float64 && worst.float32 < BOUND.float32;
+    pass &&= ok;
+    rows.push([spec.op, spec.shapes.map((x) => x.join('×')).join(', '), spec.scalars?.channelsLast ? 'NHWC' : spec.shapes[0].length === 2 ? '2-D' : 'NCHW',
+      fmt(worst.float64), fmt(worst.float32), ok ? 'ok' : 'FAIL']);
+  }
+  console.log(`\n== cuda-ops: ours on the GPU vs the reference (float64 on the CPU < ${fmt(BOUND.float64)}, float32 on the GPU < ${fmt(BOUND.float32)}); worst of output, first and second derivatives`);
+  console.log(table(rows));
+  return pass;
+}
+
 async function main() {
   const addon = describeAddon();
   const wanted = arg('device', 'auto');
@@ -281,6 +340,7 @@ async function main() {
     results.push(['cuda-kernels-fp32', 'NOT RUN: no GPU']);
     results.push(['cuda-vs-cpu-fp32', 'NOT RUN: no GPU']);
   }
+  results.push(['cuda-ops', gpu ? (cudaOpsCheck() ? 'PASS' : 'FAIL') : 'NOT RUN: no GPU']);
   results.push(['cuda-graphs', gpu ? ((await cudaGraphCheck()) ? 'PASS' : 'FAIL') : 'NOT RUN: no GPU']);
   results.push(['cuda-fp64', 'NOT RUN: no API (Trainer has no dtype option; Networks with setDtype is CPU-only)']);
   results.push(['cpu-kernels-fp32', report('cpu-kernels (control: cpu/auto vs cpu/reference, fp32)', rows.cpuKernels, SAME_DEVICE) ? 'PASS' : 'FAIL']);
