@@ -2,8 +2,12 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
+
+#include <algorithm>
+#include <optional>
 
 #include "layers/leaky_relu.h"
 #include "ops/channel_layout.h"
@@ -65,6 +69,55 @@ at::Tensor biasLeakyReluCpu(const at::Tensor& yIn, const at::Tensor& bias) {
   return out;
 }
 
+std::tuple<at::Tensor, at::Tensor> biasLeakyReluBackwardCpu(const at::Tensor& gradIn, const at::Tensor& zIn) {
+  const auto [z, l] = denseChannels(zIn);
+  const auto g = inChannelLayout(gradIn, l);
+  auto gy = at::empty_like(z);
+  const int64_t c = l.channels, p = l.pixels;
+  // Partial sums: one row of C per block of kRowBlock pixel rows (channels inner) or one per plane
+  // (NCHW), each summed in order by one task, then added up over the first dimension.
+  constexpr int64_t kRowBlock = 64;
+  const int64_t rows = l.samples * p;
+  const int64_t parts = l.channelsInner ? (rows + kRowBlock - 1) / kRowBlock : l.samples;
+  auto partial = at::empty({parts, c}, z.options().dtype(z.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "biasLeakyReluBackwardCpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gs = g.const_data_ptr<scalar_t>();
+    const scalar_t* zs = z.const_data_ptr<scalar_t>();
+    scalar_t* out = gy.data_ptr<scalar_t>();
+    acc_t* sums = partial.data_ptr<acc_t>();
+    const auto slope = scalar_t(kLeakySlope);
+    if (l.channelsInner) {
+      at::parallel_for(0, parts, std::max<int64_t>(1, kGrain / (kRowBlock * std::max<int64_t>(c, 1))), [&](int64_t begin, int64_t end) {
+        for (int64_t part = begin; part < end; ++part) {
+          acc_t* s = sums + part * c;
+          std::fill_n(s, c, acc_t(0));
+          for (int64_t row = part * kRowBlock; row < std::min(rows, (part + 1) * kRowBlock); ++row)
+            for (int64_t k = 0; k < c; ++k) {
+              const int64_t i = row * c + k;
+              const scalar_t v = zs[i] > 0 ? gs[i] : gs[i] * slope;
+              out[i] = v;
+              s[k] += v;
+            }
+        }
+      });
+    } else {
+      at::parallel_for(0, l.samples * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(p, 1)), [&](int64_t begin, int64_t end) {
+        for (int64_t plane = begin; plane < end; ++plane) {
+          acc_t s = 0;
+          for (int64_t i = plane * p; i < (plane + 1) * p; ++i) {
+            const scalar_t v = zs[i] > 0 ? gs[i] : gs[i] * slope;
+            out[i] = v;
+            s += v;
+          }
+          sums[plane] = s;  // partial is [N, C]: plane n·C + c
+        }
+      });
+    }
+  });
+  return {gy, partial.sum(0).to(z.scalar_type())};
+}
+
 }  // namespace kernels
 
 namespace {
@@ -87,6 +140,15 @@ struct BiasLeakyReluFunction : torch::autograd::Function<BiasLeakyReluFunction> 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     if (!grads[0].defined()) return {at::Tensor(), at::Tensor()};
     const auto z = ctx->get_saved_variables()[0];
+    if (!torch::autograd::GradMode::is_enabled() && ctx->needs_input_grad(1)) {
+      // Not differentiated again: both gradients in one pass.
+      std::optional<std::tuple<at::Tensor, at::Tensor>> both;
+#ifdef PROGAN_WITH_CUDA
+      if (z.is_cuda() && denseChannels(z).second.channelsInner) both = kernels::biasLeakyReluBackwardCuda(grads[0], z);
+#endif
+      if (z.is_cpu()) both = kernels::biasLeakyReluBackwardCpu(grads[0], z);
+      if (both) return {ctx->needs_input_grad(0) ? std::get<0>(*both) : at::Tensor(), std::get<1>(*both)};
+    }
     const auto gy = lreluGrad(grads[0], z);
     at::Tensor gb;
     if (ctx->needs_input_grad(1)) gb = gy.sum(allButChannels(gy));

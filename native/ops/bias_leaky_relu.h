@@ -8,9 +8,15 @@
 // CPU caller.
 //
 // Backward: ∂y = g·lrelu'(z) (layers/leaky_relu.h, whose own derivative in z is "none", so the
-// gradient penalty's double backward skips it), ∂b = Σ ∂y over every dimension but 1.
+// gradient penalty's double backward skips it), ∂b = Σ ∂y over every dimension but 1. A backward
+// that will not be differentiated (every one that needs ∂b: the penalty's gradient has no bias term)
+// computes both in one pass, partial sums per block of rows or per plane added up afterwards in a
+// fixed order, instead of writing ∂y and reading it again for the sum (on an H100, 32² fading step:
+// 1.2 ms of such sums).
 #pragma once
 #include <ATen/core/Tensor.h>
+
+#include <tuple>
 
 #include "ops/ops_impl.h"
 
@@ -26,8 +32,12 @@ at::Tensor biasLeakyRelu(const at::Tensor& y, const at::Tensor& bias);
 // Kernels (no autograd): y NCHW-contiguous, channels-last-contiguous or 2-D contiguous, float or double.
 namespace kernels {
 at::Tensor biasLeakyReluCpu(const at::Tensor& y, const at::Tensor& bias);
+// (∂y, ∂b) from the output gradient g and the output z; ∂y in z's layout.
+std::tuple<at::Tensor, at::Tensor> biasLeakyReluBackwardCpu(const at::Tensor& grad, const at::Tensor& z);
 #ifdef PROGAN_WITH_CUDA
 at::Tensor biasLeakyReluCuda(const at::Tensor& y, const at::Tensor& bias);
+// Channels-inner z only (channels-last or 2-D): the layout a GPU's activations take.
+std::tuple<at::Tensor, at::Tensor> biasLeakyReluBackwardCuda(const at::Tensor& grad, const at::Tensor& z);
 #endif
 }  // namespace kernels
 
