@@ -8,6 +8,7 @@
 
 #include "layers/layout.h"
 #include "layers/pointwise_convolution.h"
+#include "layers/side_stream.h"
 #include "layers/winograd.h"
 
 namespace progan {
@@ -65,6 +66,15 @@ at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std
   return at::convolution(x, w, b, g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1);
 }
 
+// A tensor shaped like t in the layout g's kernels take, for a kernel that reads only its shape and
+// layout: ATen picks a convolution's memory format from its input's, and for an NCHW input (D's
+// fromRGB reads the NCHW images) it copied the channels-last output gradient to NCHW before
+// computing the input gradient (32² fading step on an H100: 0.27 ms for one such copy).
+at::Tensor shapeLaidOut(const at::Tensor& t, const ConvGeometry& g) {
+  if (!g.channelsLast || g.winograd || t.is_contiguous(at::MemoryFormat::ChannelsLast)) return t;
+  return at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::ChannelsLast));
+}
+
 at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, const at::Tensor& xLike,
                            const ConvGeometry& g) {
   if (takesWinograd(g, xLike, wIn)) return winogradInputGrad(gradOutIn, wIn);
@@ -72,7 +82,7 @@ at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, c
     return pointwiseInputGrad(gradOutIn, wIn, pointwiseChannelsLast(g, gradOutIn));
   const auto gradOut = laidOut(gradOutIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, xLike)) return at::convolution(gradOut, w, std::nullopt, g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1);
-  return std::get<0>(at::convolution_backward(gradOut, xLike, w, std::nullopt, g.stride, g.padding, {1, 1},
+  return std::get<0>(at::convolution_backward(gradOut, shapeLaidOut(xLike, g), w, std::nullopt, g.stride, g.padding, {1, 1},
                                               g.transposed, g.outputPadding, 1, {true, false, false}));
 }
 
@@ -169,8 +179,24 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
     // separate calls, taken below.
     const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), withBias && ctx->needs_input_grad(2)};
     const std::vector<int64_t> biasSizes{gradOut.size(1)};
-    auto [gx, gw, gb] = at::convolution_backward(laidOut(gradOut, g), laidOut(x, g), laidOut(w, g), mask[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt,
-                                                 g.stride, g.padding, {1, 1}, g.transposed, g.outputPadding, 1, mask);
+    const auto go = laidOut(gradOut, g), xl = laidOut(x, g), wl = laidOut(w, g);
+    const auto backward = [&](std::array<bool, 3> which) {
+      return at::convolution_backward(go, xl, wl, which[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt, g.stride, g.padding, {1, 1},
+                                      g.transposed, g.outputPadding, 1, which);
+    };
+    if (x.is_cuda() && mask[0] && mask[1]) {
+      // The weight (and bias) gradient on a second stream beside the input gradient (layers/side_stream.h).
+      at::Tensor gx;
+      const auto sums = alongside(
+          {go, xl, wl},
+          [&] {
+            auto [unused, gw, gb] = backward({false, true, mask[2]});
+            return std::vector<at::Tensor>{gw, gb};
+          },
+          [&] { gx = std::get<0>(backward({true, false, false})); });
+      return {gx, sums[0], sums[1], at::Tensor()};
+    }
+    auto [gx, gw, gb] = backward(mask);
     return {gx, gw, gb, at::Tensor()};
   }
   at::Tensor gx, gw, gb;
@@ -187,6 +213,12 @@ variable_list InputGradFunction::backward(AutogradContext* ctx, variable_list gr
   if (!a.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const auto g = loadGeometry(ctx);
   at::Tensor dGradOut, dw;
+  if (a.is_cuda() && !torch::autograd::GradMode::is_enabled() && ctx->needs_input_grad(0) && ctx->needs_input_grad(1)) {
+    // The gradient penalty's weight-gradient term on a second stream beside the forward convolution (layers/side_stream.h).
+    dw = alongside({a, gradOut, w}, [&] { return std::vector<at::Tensor>{WeightGradFunction::apply(a, gradOut, w.detach(), g)}; },
+                   [&] { dGradOut = ConvFunction::apply(a, w, std::nullopt, g); })[0];
+    return {dGradOut, dw, at::Tensor(), at::Tensor()};
+  }
   if (ctx->needs_input_grad(0)) dGradOut = ConvFunction::apply(a, w, std::nullopt, g);
   if (ctx->needs_input_grad(1)) dw = WeightGradFunction::apply(a, gradOut, w.detach(), g);
   return {dGradOut, dw, at::Tensor(), at::Tensor()};

@@ -1,7 +1,7 @@
 // CUDA kernels of the pixel norm (pixel_norm.h), forward and backward, on the current stream.
 // Channels inner (channels-last, and the 2-D latents): a warp per pixel, its lanes striding over
 // the pixel's C adjacent values (16-byte loads where C divides by 4), summed with warp shuffles.
-// NCHW: a thread per pixel, looping over channels; adjacent threads read adjacent pixels.
+// NCHW: a block per run of adjacent pixels of a sample, its threads splitting the channels.
 // Sums accumulate in float for float, in double for double; the second pass over a pixel's values
 // reads them again, mostly from cache.
 #include <ATen/ATen.h>
@@ -105,36 +105,69 @@ __global__ void pixelNormRowsBackwardKernel(const T* __restrict__ g, const T* __
   }
 }
 
-// NCHW: thread t holds pixel t % P of sample t / P; channel k of it sits P apart.
+// NCHW: a block holds bdx adjacent pixels of one sample (threadIdx.x, so that a warp reads
+// adjacent addresses) and splits their C channels among bdy rows of threads (threadIdx.y), whose
+// partial sums meet in shared memory. (A thread per pixel left G's 4×4 block, whose dense layer
+// writes NCHW, with 16 threads a sample looping over 512 channels: 0.1 ms a call.)
 template <typename T>
-__global__ void pixelNormPlanesKernel(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ r, int64_t samples, int64_t c,
-                                      int64_t p, double epsilon) {
+__device__ __forceinline__ at::opmath_type<T> planeSum(at::opmath_type<T> s, at::opmath_type<T>* shared) {
+  const int tx = threadIdx.x, ty = threadIdx.y, bdx = blockDim.x;
+  shared[ty * bdx + tx] = s;
+  __syncthreads();
+  at::opmath_type<T> total = 0;
+  for (int y = 0; y < int(blockDim.y); ++y) total += shared[y * bdx + tx];
+  __syncthreads();
+  return total;
+}
+
+template <typename T>
+__global__ void pixelNormPlanesKernel(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ r, int64_t c, int64_t p,
+                                      int64_t tilesPerSample, double epsilon) {
   using A = at::opmath_type<T>;
-  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < samples * p; t += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t base = (t / p) * c * p + t % p;
-    A s = 0;
-    for (int64_t k = 0; k < c; ++k) {
+  __shared__ A shared[kThreads];
+  const int64_t n = blockIdx.x / tilesPerSample, q = (blockIdx.x % tilesPerSample) * blockDim.x + threadIdx.x;
+  const bool live = q < p;
+  const int64_t base = n * c * p + q;
+  A s = 0;
+  if (live)
+    for (int64_t k = threadIdx.y; k < c; k += blockDim.y) {
       const A v = x[base + k * p];
       s += v * v;
     }
-    const A rr = inverseRoot(s / A(c) + A(epsilon));
-    r[t] = T(rr);
-    for (int64_t k = 0; k < c; ++k) y[base + k * p] = T(A(x[base + k * p]) * rr);
-  }
+  const A rr = inverseRoot(planeSum<T>(s, shared) / A(c) + A(epsilon));
+  if (!live) return;
+  if (threadIdx.y == 0) r[n * p + q] = T(rr);
+  for (int64_t k = threadIdx.y; k < c; k += blockDim.y) y[base + k * p] = T(A(x[base + k * p]) * rr);
 }
 
 template <typename T>
 __global__ void pixelNormPlanesBackwardKernel(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ r,
-                                              T* __restrict__ gx, int64_t samples, int64_t c, int64_t p) {
+                                              T* __restrict__ gx, int64_t c, int64_t p, int64_t tilesPerSample) {
   using A = at::opmath_type<T>;
-  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < samples * p; t += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t base = (t / p) * c * p + t % p;
-    A dot = 0;
-    for (int64_t k = 0; k < c; ++k) dot += A(g[base + k * p]) * A(x[base + k * p]);
-    const A rr = A(r[t]);
-    const A coef = rr * rr * rr * dot / A(c);
-    for (int64_t k = 0; k < c; ++k) gx[base + k * p] = T(rr * A(g[base + k * p]) - A(x[base + k * p]) * coef);
-  }
+  __shared__ A shared[kThreads];
+  const int64_t n = blockIdx.x / tilesPerSample, q = (blockIdx.x % tilesPerSample) * blockDim.x + threadIdx.x;
+  const bool live = q < p;
+  const int64_t base = n * c * p + q;
+  A dot = 0;
+  if (live)
+    for (int64_t k = threadIdx.y; k < c; k += blockDim.y) dot += A(g[base + k * p]) * A(x[base + k * p]);
+  dot = planeSum<T>(dot, shared);
+  if (!live) return;
+  const A rr = A(r[n * p + q]);
+  const A coef = rr * rr * rr * dot / A(c);
+  for (int64_t k = threadIdx.y; k < c; k += blockDim.y) gx[base + k * p] = T(rr * A(g[base + k * p]) - A(x[base + k * p]) * coef);
+}
+
+// The NCHW kernels' blocks: up to 32 adjacent pixels across, the rest of kThreads down the channels.
+struct PlaneTiles {
+  dim3 threads;
+  int64_t tilesPerSample, blocks;
+};
+PlaneTiles planeTiles(const ChannelLayout& l) {
+  int width = 1;
+  while (width < 32 && width < l.pixels) width *= 2;
+  const int64_t tiles = (l.pixels + width - 1) / width;
+  return {dim3(width, kThreads / width), tiles, l.samples * tiles};
 }
 
 // 16-byte loads along a row: C divides by 4 and the rows start 16-byte aligned.
@@ -154,8 +187,9 @@ std::tuple<at::Tensor, at::Tensor> pixelNormCuda(const at::Tensor& xIn, double e
       pixelNormRowsKernel<scalar_t><<<blocksFor(pixels * kWarp), kThreads, 0, stream>>>(
           x.const_data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), pixels, l.channels, epsilon, quadRows(x, l.channels) && quadRows(y, l.channels));
     } else {
-      pixelNormPlanesKernel<scalar_t><<<blocksFor(pixels), kThreads, 0, stream>>>(
-          x.const_data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), l.samples, l.channels, l.pixels, epsilon);
+      const auto t = planeTiles(l);
+      pixelNormPlanesKernel<scalar_t><<<int(t.blocks), t.threads, 0, stream>>>(x.const_data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                                                                           r.data_ptr<scalar_t>(), l.channels, l.pixels, t.tilesPerSample, epsilon);
     }
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -176,9 +210,10 @@ at::Tensor pixelNormBackwardCuda(const at::Tensor& gradIn, const at::Tensor& xIn
           g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), r.const_data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), pixels,
           l.channels, quadRows(g, l.channels) && quadRows(x, l.channels) && quadRows(gx, l.channels));
     } else {
-      pixelNormPlanesBackwardKernel<scalar_t><<<blocksFor(pixels), kThreads, 0, stream>>>(
-          g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), r.const_data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), l.samples,
-          l.channels, l.pixels);
+      const auto t = planeTiles(l);
+      pixelNormPlanesBackwardKernel<scalar_t><<<int(t.blocks), t.threads, 0, stream>>>(
+          g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), r.const_data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), l.channels,
+          l.pixels, t.tilesPerSample);
     }
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();

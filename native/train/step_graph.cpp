@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "layers/side_stream.h"
+
 #ifdef PROGAN_WITH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAException.h>
@@ -41,16 +43,6 @@ CUDAStream sideStream(c10::DeviceIndex device) {
   return it->second;
 }
 
-// `waiter` runs what is queued on it from now on only after what is queued on `before` so far.
-void order(const CUDAStream& before, const CUDAStream& waiter) {
-  cudaEvent_t event;
-  C10_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-  C10_CUDA_CHECK(cudaEventRecord(event, before.stream()));
-  C10_CUDA_CHECK(cudaStreamWaitEvent(waiter.stream(), event, 0));
-  // Released once the recorded work completes.
-  C10_CUDA_CHECK(cudaEventDestroy(event));
-}
-
 // After a failed capture: the stream leaves capture mode so that nothing later is recorded into a
 // dead graph, and the non-sticky capture error is cleared.
 void abandonCapture(const CUDAStream& stream) {
@@ -78,13 +70,13 @@ at::Tensor StepGraph::runEager(const at::Device& device, const std::vector<at::T
   TORCH_CHECK(device.is_cuda(), "CUDA graph steps run on a GPU, not on ", device);
   const auto side = sideStream(device.index());
   const auto current = c10::cuda::getCurrentCUDAStream(device.index());
-  order(current, side);
+  orderStreams(current, side);
   at::Tensor out;
   {
     c10::cuda::CUDAStreamGuard guard(side);
     out = body(inputs);
   }
-  order(side, current);
+  orderStreams(side, current);
   return out;
 }
 
@@ -92,7 +84,7 @@ StepGraph::StepGraph(const std::vector<at::Tensor>& inputs, const Body& body)
     : impl_(std::make_unique<Impl>(deviceOf(inputs))) {
   auto& s = *impl_;
   const auto current = c10::cuda::getCurrentCUDAStream(s.stream.device_index());
-  order(current, s.stream);
+  orderStreams(current, s.stream);
   c10::cuda::CUDAStreamGuard guard(s.stream);
   // Outside the capture's memory pool: they outlive it and are written before every replay.
   for (const auto& t : inputs) s.inputs.push_back(t.defined() ? t.clone() : at::Tensor());
@@ -104,7 +96,7 @@ StepGraph::StepGraph(const std::vector<at::Tensor>& inputs, const Body& body)
     abandonCapture(s.stream);
     throw;
   }
-  order(s.stream, current);
+  orderStreams(s.stream, current);
 }
 
 StepGraph::~StepGraph() = default;
@@ -114,7 +106,7 @@ at::Tensor StepGraph::replay(const std::vector<at::Tensor>& inputs) {
   TORCH_CHECK(inputs.size() == s.inputs.size(), "A CUDA graph step was recorded with ", s.inputs.size(),
               " inputs but replayed with ", inputs.size());
   const auto current = c10::cuda::getCurrentCUDAStream(s.stream.device_index());
-  order(current, s.stream);
+  orderStreams(current, s.stream);
   {
     c10::cuda::CUDAStreamGuard guard(s.stream);
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -125,7 +117,7 @@ at::Tensor StepGraph::replay(const std::vector<at::Tensor>& inputs) {
     }
     s.graph.replay();
   }
-  order(s.stream, current);
+  orderStreams(s.stream, current);
   return s.output;
 }
 
