@@ -6,7 +6,10 @@
 // for the same multiply-adds (32² fading step: 2.73 against 1.43 ms for the largest layer; the
 // 4×4 fused-scale layers, 256 tiles, ran at the forward's rate). The input gradient (or, in the
 // gradient penalty's double backward, a forward convolution) of the same layer does not depend on
-// it, so it can fill those idle SMs.
+// it and can run beside it. Measured on an H100 (paper channels, graphs captured with and without,
+// replays interleaved, best of 3): steps 0.5–1.4 % faster at 16²–64². Less than the idle second
+// round promised: in the trace the two kernels overlap for ~1.4 ms a 32² step and slow each other
+// (weight gradients 13.6 → 14.5 ms a step).
 #pragma once
 #include <ATen/core/Tensor.h>
 
