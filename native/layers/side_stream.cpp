@@ -7,6 +7,7 @@
 
 #include <map>
 #include <mutex>
+#include <utility>
 #endif
 
 namespace progan {
@@ -16,28 +17,29 @@ namespace {
 
 using c10::cuda::CUDAStream;
 
-// One second stream per device, other than `current` (the pool hands streams out in turn, and the
-// training step itself runs on one of them).
-CUDAStream secondStream(const CUDAStream& current) {
-  static std::mutex mutex;
-  static std::map<c10::DeviceIndex, CUDAStream> streams;
-  std::lock_guard<std::mutex> lock(mutex);
-  const auto device = current.device_index();
-  auto it = streams.find(device);
-  if (it == streams.end() || it->second == current) {
-    auto s = c10::cuda::getStreamFromPool(false, device);
-    while (s == current) s = c10::cuda::getStreamFromPool(false, device);
-    it = streams.insert_or_assign(device, s).first;
-  }
-  return it->second;
-}
-
 void usedOn(const at::Tensor& t, const CUDAStream& stream) {
   if (t.defined() && t.is_cuda() && t.storage().data_ptr().get() != nullptr)
     c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), stream);
 }
 
 }  // namespace
+
+CUDAStream dedicatedStream(c10::DeviceIndex device, DedicatedStream which) {
+  static std::mutex mutex;
+  static std::map<std::pair<c10::DeviceIndex, DedicatedStream>, CUDAStream> streams;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(device, which);
+  if (auto it = streams.find(key); it != streams.end()) return it->second;
+  // The pool hands its streams out in turn: skip any this device already uses.
+  auto taken = [&](const CUDAStream& s) {
+    for (const auto& [k, v] : streams)
+      if (k.first == device && v == s) return true;
+    return false;
+  };
+  auto s = c10::cuda::getStreamFromPool(false, device);
+  while (taken(s)) s = c10::cuda::getStreamFromPool(false, device);
+  return streams.emplace(key, s).first->second;
+}
 
 void orderStreams(const CUDAStream& before, const CUDAStream& waiter) {
   cudaEvent_t event;
@@ -53,7 +55,7 @@ std::vector<at::Tensor> alongside(const std::vector<at::Tensor>& sideInputs, con
 #ifdef PROGAN_WITH_CUDA
   if (!sideInputs.empty() && sideInputs.front().is_cuda()) {
     const auto current = c10::cuda::getCurrentCUDAStream(sideInputs.front().device().index());
-    const auto second = secondStream(current);
+    const auto second = dedicatedStream(current.device_index(), DedicatedStream::Second);
     orderStreams(current, second);
     for (const auto& t : sideInputs) usedOn(t, second);
     std::vector<at::Tensor> results;

@@ -36,6 +36,10 @@ std::vector<at::Tensor> alongside(const std::vector<at::Tensor>& sideInputs, con
 // `waiter` runs what is queued on it from now on only after what is queued on `before` so far (a
 // fork or a join when recorded into a CUDA graph).
 void orderStreams(const c10::cuda::CUDAStream& before, const c10::cuda::CUDAStream& waiter);
+
+// The streams this addon keeps per device, each taken once from ATen's pool, no two alike.
+enum class DedicatedStream { Step, Second };  // a training step's (train/step_graph.h), alongside's
+c10::cuda::CUDAStream dedicatedStream(c10::DeviceIndex device, DedicatedStream which);
 #endif
 
 }  // namespace progan

@@ -120,24 +120,33 @@ __device__ __forceinline__ at::opmath_type<T> planeSum(at::opmath_type<T> s, at:
   return total;
 }
 
+// This thread's pixel in the NCHW kernels: sample n, pixel q (live when inside the image), and the
+// offset of its channel 0.
+struct PlanePixel {
+  int64_t n, q, base;
+  bool live;
+};
+__device__ __forceinline__ PlanePixel planePixel(int64_t c, int64_t p, int64_t tilesPerSample) {
+  const int64_t n = blockIdx.x / tilesPerSample, q = (blockIdx.x % tilesPerSample) * blockDim.x + threadIdx.x;
+  return {n, q, n * c * p + q, q < p};
+}
+
 template <typename T>
 __global__ void pixelNormPlanesKernel(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ r, int64_t c, int64_t p,
                                       int64_t tilesPerSample, double epsilon) {
   using A = at::opmath_type<T>;
   __shared__ A shared[kThreads];
-  const int64_t n = blockIdx.x / tilesPerSample, q = (blockIdx.x % tilesPerSample) * blockDim.x + threadIdx.x;
-  const bool live = q < p;
-  const int64_t base = n * c * p + q;
+  const auto px = planePixel(c, p, tilesPerSample);
   A s = 0;
-  if (live)
+  if (px.live)
     for (int64_t k = threadIdx.y; k < c; k += blockDim.y) {
-      const A v = x[base + k * p];
+      const A v = x[px.base + k * p];
       s += v * v;
     }
   const A rr = inverseRoot(planeSum<T>(s, shared) / A(c) + A(epsilon));
-  if (!live) return;
-  if (threadIdx.y == 0) r[n * p + q] = T(rr);
-  for (int64_t k = threadIdx.y; k < c; k += blockDim.y) y[base + k * p] = T(A(x[base + k * p]) * rr);
+  if (!px.live) return;
+  if (threadIdx.y == 0) r[px.n * p + px.q] = T(rr);
+  for (int64_t k = threadIdx.y; k < c; k += blockDim.y) y[px.base + k * p] = T(A(x[px.base + k * p]) * rr);
 }
 
 template <typename T>
@@ -145,17 +154,16 @@ __global__ void pixelNormPlanesBackwardKernel(const T* __restrict__ g, const T* 
                                               T* __restrict__ gx, int64_t c, int64_t p, int64_t tilesPerSample) {
   using A = at::opmath_type<T>;
   __shared__ A shared[kThreads];
-  const int64_t n = blockIdx.x / tilesPerSample, q = (blockIdx.x % tilesPerSample) * blockDim.x + threadIdx.x;
-  const bool live = q < p;
-  const int64_t base = n * c * p + q;
+  const auto px = planePixel(c, p, tilesPerSample);
   A dot = 0;
-  if (live)
-    for (int64_t k = threadIdx.y; k < c; k += blockDim.y) dot += A(g[base + k * p]) * A(x[base + k * p]);
+  if (px.live)
+    for (int64_t k = threadIdx.y; k < c; k += blockDim.y) dot += A(g[px.base + k * p]) * A(x[px.base + k * p]);
   dot = planeSum<T>(dot, shared);
-  if (!live) return;
-  const A rr = A(r[n * p + q]);
+  if (!px.live) return;
+  const A rr = A(r[px.n * p + px.q]);
   const A coef = rr * rr * rr * dot / A(c);
-  for (int64_t k = threadIdx.y; k < c; k += blockDim.y) gx[base + k * p] = T(rr * A(g[base + k * p]) - A(x[base + k * p]) * coef);
+  for (int64_t k = threadIdx.y; k < c; k += blockDim.y)
+    gx[px.base + k * p] = T(rr * A(g[px.base + k * p]) - A(x[px.base + k * p]) * coef);
 }
 
 // The NCHW kernels' blocks: up to 32 adjacent pixels across, the rest of kThreads down the channels.

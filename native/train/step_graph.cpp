@@ -10,8 +10,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <map>
-#include <mutex>
 #endif
 
 namespace progan {
@@ -34,14 +32,7 @@ c10::DeviceIndex deviceOf(const std::vector<at::Tensor>& tensors) {
 // One side stream per device for every captured step and its warm-ups: a capture must not run on
 // the legacy default stream, and the warm-ups must initialise what the capture will use (cuBLAS
 // keeps a workspace per stream).
-CUDAStream sideStream(c10::DeviceIndex device) {
-  static std::mutex mutex;
-  static std::map<c10::DeviceIndex, CUDAStream> streams;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = streams.find(device);
-  if (it == streams.end()) it = streams.emplace(device, c10::cuda::getStreamFromPool(false, device)).first;
-  return it->second;
-}
+CUDAStream sideStream(c10::DeviceIndex device) { return dedicatedStream(device, DedicatedStream::Step); }
 
 // After a failed capture: the stream leaves capture mode so that nothing later is recorded into a
 // dead graph, and the non-sticky capture error is cleared.
