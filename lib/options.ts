@@ -65,8 +65,9 @@ export const networkOptionsSchema = z
       error: (i) => `Expected 'auto', true or false for channelsLast but received ${String(i.input)}`,
     }).default('auto'),
     /**
-     * Fused fade-in / gradient-penalty kernels and, on the CPU, the 1×1 convolutions (toRGB, fromRGB) as
-     * matrix products ('auto'), or their ATen references ('reference').
+     * Fused fade-in, gradient-penalty, pixel-norm and (on CUDA) bias + leaky ReLU kernels, minibatch
+     * stddev's closed-form derivatives and, on the CPU, the 1×1 convolutions (toRGB, fromRGB) as loops
+     * and matrix products ('auto'), or their ATen references ('reference').
      */
     impl: z.enum(['auto', 'reference']).default('auto'),
     /**
