@@ -205,7 +205,10 @@ test('ops reject malformed inputs with clear errors', (t) => {
       directions: inputs.map((i) => toNative(i, 'v')),
       gradOutput: toNative(rand(out, 'float32'), 'u'),
       alpha: 0.5,
+      epsilon: 1e-8,
     });
   t.throws(() => call('upsampleLerp', [x, x], [2, 3, 4, 4]), { message: /upsampleLerp: low .* must be high .* at half the size/ });
   t.throws(() => call('fadeReals', [rand([2, 3, 5, 5], 'float32')], [2, 3, 5, 5]), { message: /fadeReals: expected \[N, C, H, W\] with even H, W/ });
+  t.throws(() => call('biasLeakyRelu', [x, rand([4], 'float32')], [2, 3, 4, 4]), { message: /biasLeakyRelu expects y of shape \[N, C\] or \[N, C, H, W\] and a bias of shape \[C\] but received \[2, 3, 4, 4\] and \[4\]/ });
+  t.throws(() => call('pixelNorm', [rand([2, 3, 4], 'float32')], [2, 3, 4]), { message: /pixelNorm expects a tensor of shape \[N, C\] or \[N, C, H, W\] but received \[2, 3, 4\]/ });
 });
