@@ -79,7 +79,7 @@ std::tuple<at::Tensor, at::Tensor> biasLeakyReluBackwardCpu(const at::Tensor& gr
   constexpr int64_t kRowBlock = 64;
   const int64_t rows = l.samples * p;
   const int64_t parts = l.channelsInner ? (rows + kRowBlock - 1) / kRowBlock : l.samples;
-  auto partial = at::empty({parts, c}, z.options().dtype(z.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+  auto partial = at::empty({parts, c}, z.options().dtype(at::toOpMathType(z.scalar_type())));
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "biasLeakyReluBackwardCpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* gs = g.const_data_ptr<scalar_t>();

@@ -131,7 +131,7 @@ std::tuple<at::Tensor, at::Tensor> biasLeakyReluBackwardCuda(const at::Tensor& g
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((rows + 31) / 32, 1024));
   const int64_t rowsPerBlock = (rows + blocks - 1) / blocks;
   if (rows == 0 || channels == 0) return {gy, at::zeros({channels}, z.options())};
-  auto partial = at::empty({blocks, channels}, z.options().dtype(z.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+  auto partial = at::empty({blocks, channels}, z.options().dtype(at::toOpMathType(z.scalar_type())));
   auto stream = c10::cuda::getCurrentCUDAStream();
   const bool quads = z.scalar_type() == at::kFloat && channels % 4 == 0 && reinterpret_cast<uintptr_t>(z.const_data_ptr()) % 16 == 0 &&
                      reinterpret_cast<uintptr_t>(g.const_data_ptr()) % 16 == 0 && reinterpret_cast<uintptr_t>(gy.data_ptr()) % 16 == 0;
