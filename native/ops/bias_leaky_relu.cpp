@@ -144,7 +144,7 @@ struct BiasLeakyReluFunction : torch::autograd::Function<BiasLeakyReluFunction> 
       // Not differentiated again: both gradients in one pass.
       std::optional<std::tuple<at::Tensor, at::Tensor>> both;
 #ifdef PROGAN_WITH_CUDA
-      if (z.is_cuda() && denseChannels(z).second.channelsInner) both = kernels::biasLeakyReluBackwardCuda(grads[0], z);
+      if (z.is_cuda() && channelsInner(z)) both = kernels::biasLeakyReluBackwardCuda(grads[0], z);
 #endif
       if (z.is_cpu()) both = kernels::biasLeakyReluBackwardCpu(grads[0], z);
       if (both) return {ctx->needs_input_grad(0) ? std::get<0>(*both) : at::Tensor(), std::get<1>(*both)};

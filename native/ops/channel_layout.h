@@ -15,21 +15,27 @@ struct ChannelLayout {
   bool channelsInner;
 };
 
-// t as it is when dense in one of the two orders (NCHW wins where both describe it), else copied
-// into the order it suggests; the kernels then index memory directly.
-inline std::pair<at::Tensor, ChannelLayout> denseChannels(const at::Tensor& t) {
-  const int64_t n = t.size(0), c = t.size(1), p = t.dim() == 4 ? t.size(2) * t.size(3) : 1;
-  if (t.dim() == 2) return {t.contiguous(), {n, c, p, true}};
-  if (t.is_contiguous()) return {t, {n, c, p, false}};
-  if (t.is_contiguous(at::MemoryFormat::ChannelsLast)) return {t, {n, c, p, true}};
-  const bool last = t.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
-  return {t.contiguous(last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous), {n, c, p, last}};
+// Whether t's kernels see its channels inner: every 2-D tensor, a 4-D one dense in channels-last
+// order and not in NCHW (NCHW wins where both describe it), else the order it suggests. Reads only
+// its strides.
+inline bool channelsInner(const at::Tensor& t) {
+  if (t.dim() == 2) return true;
+  if (t.is_contiguous()) return false;
+  if (t.is_contiguous(at::MemoryFormat::ChannelsLast)) return true;
+  return t.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
 }
 
+// t dense in the order channelsInner names (as it is where it already is, else a copy), and its
+// layout; the kernels then index memory directly.
 // t (shaped like the tensor `layout` describes) dense in that layout's order.
 inline at::Tensor inChannelLayout(const at::Tensor& t, const ChannelLayout& layout) {
   if (t.dim() == 2 || !layout.channelsInner) return t.contiguous();
   return t.contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+inline std::pair<at::Tensor, ChannelLayout> denseChannels(const at::Tensor& t) {
+  const ChannelLayout layout{t.size(0), t.size(1), t.dim() == 4 ? t.size(2) * t.size(3) : 1, channelsInner(t)};
+  return {inChannelLayout(t, layout), layout};
 }
 
 }  // namespace progan
