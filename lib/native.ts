@@ -39,6 +39,8 @@ export interface NativeAddon {
     /** `convolution`, `upsampleConv`, `convDownsample` (impl 'auto'): every kernel takes its tensors channels-last (NHWC);
      * `biasLeakyRelu`, `pixelNorm`, `winogradConvolution`: the input arrives channels-last. */
     channelsLast?: boolean;
+    /** `convolution` (impl 'auto', 3×3, stride 1, padding 1): the weight gradient as matrix products (layers/gemm_weight_grad.h). */
+    gemmWeightGrad?: boolean;
     /** `pixelNorm`: ε. */
     epsilon?: number;
     group?: number;

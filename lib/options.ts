@@ -71,6 +71,17 @@ export const networkOptionsSchema = z
      */
     impl: z.enum(['auto', 'reference']).default('auto'),
     /**
+     * How the 3×3 convolutions' weight gradients are computed: 'library', the convolution library's own
+     * kernel (cuDNN, oneDNN); 'gemm', nine matrix products over the zero-padded channels-last
+     * activations, one per kernel tap, whose long sums cuBLAS splits across the GPU (cuDNN's persistent
+     * 3×3 weight-gradient kernel ran at half its forward's rate on an H100, 512 channels at 32²).
+     * The same function. 'auto' is 'library' until 'gemm' is measured faster on a GPU; on the CPU
+     * 'gemm' is correct but slower than oneDNN.
+     */
+    weightGradient: z.enum(['auto', 'library', 'gemm'], {
+      error: (i) => `Expected 'auto', 'library' or 'gemm' for weightGradient but received ${String(i.input)}`,
+    }).default('auto'),
+    /**
      * 'bfloat16': convolutions and dense layers multiply in bfloat16 (float32 master weights, float32
      * accumulation); biases, activations, pixel norm, minibatch stddev, fade-ins, losses, the gradient
      * penalty, Adam and the EMA stay float32. Faster on GPUs and on CPUs with AVX512-BF16 or AMX.
@@ -101,6 +112,7 @@ export interface NetworkConfig {
   winograd: 'auto' | boolean;
   channelsLast: 'auto' | boolean;
   impl: 'auto' | 'reference';
+  weightGradient: 'auto' | 'library' | 'gemm';
   precision: 'float32' | 'bfloat16';
 }
 
@@ -124,6 +136,7 @@ export function resolveNetworkOptions(input: NetworkOptionsInput = {}): NetworkC
     winograd: o.winograd,
     channelsLast: o.channelsLast,
     impl: o.impl,
+    weightGradient: o.weightGradient,
     precision: o.precision,
   };
 }

@@ -39,6 +39,7 @@ test('shapes, resolution, alpha and batch size are checked with messages naming 
   t.throws(() => n.generator.forward(randn([2, 16], { seed: 1 }), { labels: tensor([1, 0], [2, 1]) }), { message: /unconditional generator/ });
   t.throws(() => createNetworks({ ...config, resolution: 12 }), { message: /power of two from 4 to 1024 for resolution but received 12/ });
   t.throws(() => createNetworks({ ...config, channels: 2 as 3 }), { message: /1 or 3 for channels but received 2/ });
+  t.throws(() => createNetworks({ ...config, weightGradient: 'cublas' as 'gemm' }), { message: /'auto', 'library' or 'gemm' for weightGradient but received cublas/ });
   // After all that, the networks still work.
   t.deepEqual([...n.discriminator.forward(randn([8, 3, 16, 16], { seed: 1 })).shape], [8, 1]);
   t.deepEqual([...n.discriminator.forward(randn([3, 3, 16, 16], { seed: 1 })).shape], [3, 1]);

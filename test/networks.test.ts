@@ -1,7 +1,7 @@
 // Parity of our libtorch G and D with an independent plain-PyTorch reference of the official ProGAN
 // (test/reference/networks.py): identical random weights (biases too), outputs, input gradients and
 // every parameter gradient, at resolutions 4–64, α ∈ {0, 0.37, 1}, batch sizes 1, 3 and 8 (4 at 64²), direct and
-// Winograd 3×3 convolutions, fused-scale on and off, in float32
+// Winograd 3×3 convolutions, weight gradients as matrix products, fused-scale on and off, in float32
 // (< 1e-5) and float64 (< 1e-10). Plus output statistics at init against independently drawn
 // reference inits (catches gain mistakes that identical-weights parity cannot see in the init).
 import test from 'ava';
@@ -38,6 +38,9 @@ const CONFIGS = {
   winograd: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, fusedScale: false, winograd: true },
   // every convolution channels-last (NHWC; 'auto' takes it on CUDA only), fused-scale from 8² up
   channelsLast: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, channelsLast: true },
+  // the 3×3 weight gradients as matrix products (layers/gemm_weight_grad.h), fused-scale forced off
+  // so that the up/down layers take them too
+  gemm: { resolution: 32, fmapBase: 512, fmapMax: 64, latentSize: 32, fusedScale: false, weightGradient: 'gemm' },
 } as const;
 type ConfigName = keyof typeof CONFIGS;
 
@@ -68,6 +71,7 @@ function cases(): Case[] {
   }
   for (const [r, a, n] of [[4, 1, 1], [8, 0.37, 3], [32, 0, 8]] as const) add('winograd', 'float32', r, a, n);
   for (const [r, a, n] of [[4, 1, 3], [8, 0.37, 3], [32, 0, 8]] as const) add('channelsLast', 'float32', r, a, n);
+  for (const [r, a, n] of [[4, 1, 1], [8, 0.37, 3], [32, 0, 8]] as const) add('gemm', 'float32', r, a, n);
   add('paper', 'float32', 4, 1, 3);
   add('paper', 'float32', 8, 0.37, 4);
   // float64 subset
@@ -78,6 +82,7 @@ function cases(): Case[] {
   add('fused', 'float64', 8, 0.37, 3);
   add('winograd', 'float64', 16, 0.37, 3);
   add('channelsLast', 'float64', 16, 0.37, 3);
+  add('gemm', 'float64', 16, 0.37, 3);
   return out;
 }
 

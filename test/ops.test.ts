@@ -21,7 +21,7 @@ interface Case {
   shapes: number[][];
   out: number[];
   only?: Dtype; // compared in this dtype only
-  scalars?: { epsilon?: number; group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; alphaOnDevice?: boolean; weightScale?: number };
+  scalars?: { epsilon?: number; group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; gemmWeightGrad?: boolean; alphaOnDevice?: boolean; weightScale?: number };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
@@ -68,6 +68,14 @@ function cases(): Case[] {
     const size = (s: number) => (transposed ? (s - 1) * stride - 2 * padding + k : Math.floor((s + 2 * padding - k) / stride) + 1);
     const weight = transposed ? [cin, cout, k, k] : [cout, cin, k, k];
     out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed, channelsLast, weightScale } });
+  }
+  // The 3×3 weight gradient as nine matrix products over the padded activations
+  // (layers/gemm_weight_grad.h, `weightGradient: 'gemm'`): odd sizes, a 1-pixel-high image, 2×2
+  // images (whose taps mostly fall on the padding), batch 1, both layouts, a scaled kernel.
+  for (const channelsLast of [false, true]) for (const weightScale of [1, 0.37]) for (const [n, cin, cout, h, w] of [
+    [1, 3, 5, 5, 4], [3, 6, 4, 7, 9], [2, 5, 7, 1, 3], [1, 2, 2, 2, 2], [2, 17, 33, 3, 6],
+  ]) {
+    out.push({ op: 'convolution', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, h, w], scalars: { stride: 1, padding: 1, transposed: false, channelsLast, weightScale, gemmWeightGrad: true } });
   }
   // The Winograd F(2×2, 3×3) kernels (layers/winograd.cpp) against ATen's direct convolution: odd
   // and even sizes (partial 2×2 tiles at the right and bottom edges), a 1-pixel-high image, batch 1,

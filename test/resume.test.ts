@@ -179,20 +179,20 @@ test('exact resume also holds for trainPhase() stopped mid-fade', async (t) => {
   t.is(b.state.imagesShown, a.state.imagesShown);
 });
 
-test('a checkpoint written before cudaGraphs, deterministic, channelsLast and precision existed resumes with their defaults', async (t) => {
+test('a checkpoint written before cudaGraphs, deterministic, channelsLast, precision and weightGradient existed resumes with their defaults', async (t) => {
   const first = await Trainer.create(options(data));
   await first.train({ totalImages: 16, tickImages: 8 });
   const ck = path.join(dir, 'current.safetensors');
   first.save(ck);
-  // The same checkpoint as an older progan wrote it: its options lack the four (the checksum covers
+  // The same checkpoint as an older progan wrote it: its options lack the five (the checksum covers
   // tensors only, so rewriting the metadata keeps it valid).
   const c = readCheckpoint(ck);
   const { cudaGraphs: _g, deterministic: _d, ...training } = c.options;
-  const { channelsLast: _c, precision: _p, ...network } = c.options.network;
+  const { channelsLast: _c, precision: _p, weightGradient: _w, ...network } = c.options.network;
   const old = path.join(dir, 'older.safetensors');
   writeCheckpoint(old, { ...c, options: { ...training, network } as typeof c.options });
   const resumed = await Trainer.resume(old);
-  t.like(resumed.options, { cudaGraphs: true, deterministic: false, network: { channelsLast: 'auto', precision: 'float32' } });
+  t.like(resumed.options, { cudaGraphs: true, deterministic: false, network: { channelsLast: 'auto', precision: 'float32', weightGradient: 'auto' } });
   await resumed.train({ totalImages: 32, tickImages: 8 });
   const same = await Trainer.resume(ck);
   await same.train({ totalImages: 32, tickImages: 8 });

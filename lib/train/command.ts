@@ -74,6 +74,7 @@ function trainingOptionsFrom(o: Record<string, unknown>): TrainingOptionsInput {
   if (o.fmapBase !== undefined) network.fmapBase = o.fmapBase as number;
   if (o.precision !== undefined) network.precision = o.precision as 'float32' | 'bfloat16';  // zod names a bad value
   if (o.channelsLast === false) network.channelsLast = false;
+  if (o.weightGradient !== undefined) network.weightGradient = o.weightGradient as 'auto';  // zod names a bad value
   const out: TrainingOptionsInput = { data: o.data as string, network, schedule };
   if (o.seed !== undefined) out.seed = o.seed as number;
   if (o.mirror) out.mirror = true;
@@ -110,6 +111,7 @@ function addTrainingFlags(c: Command): Command {
     .option('--deterministic', 'on a GPU, deterministic cuDNN algorithms only (reproducible, sometimes slower)')
     .option('--no-channels-last', 'on a GPU, convolutions in NCHW layout instead of channels-last (NHWC)')
     .option('--precision <p>', 'float32 | bfloat16 (bfloat16 multiplies in convs and dense layers; the rest float32)')
+    .option('--weight-gradient <how>', "auto | library | gemm: 3×3 convolutions' weight gradients by the library's kernel or as matrix products (same result)")
     .option('--tick-kimg <x>', 'thousand images per tick (log line, sample grid)', numberFlag('--tick-kimg'))
     .option('--checkpoint-ticks <n>', 'checkpoint every N ticks', integerFlag('--checkpoint-ticks'))
     .option('--keep <n>', 'periodic checkpoints to keep', integerFlag('--keep'));

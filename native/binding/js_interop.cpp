@@ -159,6 +159,10 @@ NetworkConfig networkConfigFrom(const Napi::Object& o) {
   // Absent in checkpoints written before the option existed: auto.
   const auto channelsLast = o.Get("channelsLast");
   c.channelsLast = channelsLast.IsBoolean() ? (channelsLast.As<Napi::Boolean>().Value() ? 1 : 0) : 2;
+  // Absent in checkpoints written before the option existed: auto.
+  const auto weightGradient = o.Get("weightGradient");
+  const auto weightGradientName = weightGradient.IsString() ? weightGradient.As<Napi::String>().Utf8Value() : std::string("auto");
+  c.weightGradient = weightGradientName == "library" ? 0 : weightGradientName == "gemm" ? 1 : 2;
   c.referenceOps = o.Get("impl").IsString() && o.Get("impl").As<Napi::String>().Utf8Value() == "reference";
   // Absent in checkpoints written before the option existed: float32.
   c.bfloat16 = o.Get("precision").IsString() && o.Get("precision").As<Napi::String>().Utf8Value() == "bfloat16";

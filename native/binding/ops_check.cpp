@@ -76,6 +76,8 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     ConvGeometry g{{stride, stride}, {padding, padding}, {0, 0}, transposed};
     g.channelsLast = channelsLast;
     g.pointwise = true;  // as a network's 1×1 layers take it
+    // `gemmWeightGrad`: a 3×3 layer's weight gradient as matrix products (layers/gemm_weight_grad.h).
+    g.gemmWeightGrad = spec.Has("gemmWeightGrad") && spec.Get("gemmWeightGrad").ToBoolean().Value();
     return convolution(x[0], scaledKernel(x[1], weightScale, g), x[2], g);
   }
   if (op == "winogradConvolution") {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "layers/gemm_weight_grad.h"
 #include "layers/layout.h"
 #include "layers/pointwise_convolution.h"
 #include "layers/side_stream.h"
@@ -27,6 +28,11 @@ bool takesWinograd(const ConvGeometry& g, const at::Tensor& x, const at::Tensor&
 bool takesPointwise(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w) {
   return g.pointwise && !g.transposed && g.stride == std::vector<int64_t>{1, 1} &&
          g.padding == std::vector<int64_t>{0, 0} && pointwiseFits(x, w);
+}
+
+bool takesGemmWeightGrad(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w) {
+  return g.gemmWeightGrad && !g.transposed && g.stride == std::vector<int64_t>{1, 1} && g.padding == std::vector<int64_t>{1, 1} &&
+         w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 && !takesWinograd(g, x, w) && gemmWeightGradFits(x, w);
 }
 
 // Whether the pointwise products take and give channels-last tensors: where the geometry asks for
@@ -90,6 +96,7 @@ at::Tensor weightGradKernel(const at::Tensor& xIn, const at::Tensor& gradOutIn, 
                             const ConvGeometry& g) {
   if (takesWinograd(g, xIn, wLike)) return winogradWeightGrad(xIn, gradOutIn);
   if (takesPointwise(g, xIn, wLike)) return pointwiseWeightGrad(xIn, gradOutIn, pointwiseChannelsLast(g, xIn));
+  if (takesGemmWeightGrad(g, xIn, wLike)) return gemmWeightGrad(xIn, gradOutIn);
   const auto x = laidOut(xIn, g), gradOut = laidOut(gradOutIn, g);
   if (asOrdinary(g, x))
     return std::get<1>(at::convolution_backward(x, gradOut, wLike, std::nullopt, g.stride, g.padding, {1, 1}, false,
@@ -109,6 +116,7 @@ void keepForBackward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor
   ctx->saved_data["transposed"] = g.transposed;
   ctx->saved_data["winograd"] = g.winograd;
   ctx->saved_data["pointwise"] = g.pointwise;
+  ctx->saved_data["gemmWeightGrad"] = g.gemmWeightGrad;
   ctx->saved_data["channelsLast"] = g.channelsLast;
 }
 
@@ -120,6 +128,7 @@ ConvGeometry loadGeometry(AutogradContext* ctx) {
   g.transposed = ctx->saved_data["transposed"].toBool();
   g.winograd = ctx->saved_data["winograd"].toBool();
   g.pointwise = ctx->saved_data["pointwise"].toBool();
+  g.gemmWeightGrad = ctx->saved_data["gemmWeightGrad"].toBool();
   g.channelsLast = ctx->saved_data["channelsLast"].toBool();
   return g;
 }
@@ -176,7 +185,7 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
     // A backward that will not be differentiated (the last one of a step): one ATen call computes
     // the input, weight and bias gradients (oneDNN sums the bias gradient inside its weight kernel).
     // Winograd's kernels, the 1×1 products and the transposed convolutions run as ordinary ones are
-    // separate calls, taken below.
+    // separate calls, taken below; the weight gradient as matrix products is one here.
     const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), withBias && ctx->needs_input_grad(2)};
     const std::vector<int64_t> biasSizes{gradOut.size(1)};
     const auto go = laidOut(gradOut, g), xl = laidOut(x, g), wl = laidOut(w, g);
@@ -184,20 +193,27 @@ variable_list ConvFunction::backward(AutogradContext* ctx, variable_list grads) 
       return at::convolution_backward(go, xl, wl, which[2] ? at::OptionalIntArrayRef(biasSizes) : std::nullopt, g.stride, g.padding, {1, 1},
                                       g.transposed, g.outputPadding, 1, which);
     };
+    const bool gemm = takesGemmWeightGrad(g, x, w);
+    const auto weightAndBias = [&] {
+      if (!gemm) {
+        auto [unused, gw, gb] = backward({false, mask[1], mask[2]});
+        return std::vector<at::Tensor>{gw, gb};
+      }
+      return std::vector<at::Tensor>{mask[1] ? gemmWeightGrad(xl, go) : at::Tensor(), mask[2] ? go.sum({0, 2, 3}) : at::Tensor()};
+    };
     if (x.is_cuda() && mask[0] && mask[1]) {
       // The weight (and bias) gradient on a second stream beside the input gradient (layers/side_stream.h).
       at::Tensor gx;
-      const auto sums = alongside(
-          {go, xl, wl},
-          [&] {
-            auto [unused, gw, gb] = backward({false, true, mask[2]});
-            return std::vector<at::Tensor>{gw, gb};
-          },
-          [&] { gx = std::get<0>(backward({true, false, false})); });
+      const auto sums = alongside({go, xl, wl}, weightAndBias, [&] { gx = std::get<0>(backward({true, false, false})); });
       return {gx, sums[0], sums[1], at::Tensor()};
     }
-    auto [gx, gw, gb] = backward(mask);
-    return {gx, gw, gb, at::Tensor()};
+    if (!gemm) {
+      auto [gx, gw, gb] = backward(mask);
+      return {gx, gw, gb, at::Tensor()};
+    }
+    const auto gx = mask[0] ? std::get<0>(backward({true, false, false})) : at::Tensor();
+    const auto sums = weightAndBias();
+    return {gx, sums[0], sums[1], at::Tensor()};
   }
   at::Tensor gx, gw, gb;
   if (ctx->needs_input_grad(0)) gx = InputGradFunction::apply(gradOut, w, x.detach(), g);

@@ -23,6 +23,10 @@ struct ConvGeometry {
   // A 1×1, stride-1, unpadded convolution that pointwiseFits runs as matrix products on the CPU
   // (layers/pointwise_convolution.h); other geometries ignore the flag.
   bool pointwise = false;
+  // A 3×3, stride-1, padding-1 convolution (not Winograd) computes its weight gradient as nine
+  // matrix products over the padded activations (layers/gemm_weight_grad.h); other geometries
+  // ignore the flag.
+  bool gemmWeightGrad = false;
   // Every kernel takes its activations and weights channels-last (NHWC): cuDNN's tensor-core kernels
   // want NHWC and transpose NCHW tensors around each call otherwise (~15 % of a 32² step on an H100).
   // Tensors already channels-last pass through untouched, and the outputs stay channels-last. A

@@ -26,9 +26,10 @@ ConvGeometry same(int64_t padding, bool channelsLast) {
 }
 
 // The geometry of the 3×3 convolution of x by w, padding 1.
-ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode, bool channelsLast) {
+ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode, bool channelsLast, bool gemmWeightGrad) {
   auto g = same(1, channelsLast);
   g.winograd = mode == WinogradMode::On || (mode == WinogradMode::Auto && winogradPreferred(x, w));
+  g.gemmWeightGrad = gemmWeightGrad;
   return g;
 }
 
@@ -51,12 +52,12 @@ int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double sp
 }  // namespace
 
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                           WinogradMode winograd, bool channelsLast, double weightScale) {
+                           WinogradMode winograd, bool channelsLast, double weightScale, bool gemmWeightGradient) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
   const auto type = x.scalar_type();
   if (!fused) {
     const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-    const auto g = same3x3(up, weight, winograd, channelsLast);
+    const auto g = same3x3(up, weight, winograd, channelsLast, gemmWeightGradient);
     return convolution(up, scaledKernel(weight, weightScale, g).to(type), bias, g);
   }
   // A transposed conv takes its kernel as [in, out, kh, kw]. shiftedSum maps each 3×3 block on its
@@ -68,10 +69,10 @@ at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const 
 }
 
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                             WinogradMode winograd, bool channelsLast, double weightScale) {
+                             WinogradMode winograd, bool channelsLast, double weightScale, bool gemmWeightGradient) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    const auto g = same3x3(x, weight, winograd, channelsLast);
+    const auto g = same3x3(x, weight, winograd, channelsLast, gemmWeightGradient);
     auto y = at::avg_pool2d(convolution(x, scaledKernel(weight, weightScale, g).to(x.scalar_type()), {}, g), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
@@ -94,10 +95,10 @@ enum class ConvKind { Plain, Upsampled, Downsampled };
 at::Tensor convolve(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind kind, const at::Tensor& x, double weightScale,
                     const at::Tensor& b, bool fused, bool channelsLast) {
   switch (kind) {
-    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, l.winograd, channelsLast, weightScale);
-    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, l.winograd, channelsLast, weightScale);
+    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, l.winograd, channelsLast, weightScale, l.gemmWeightGradient);
+    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, l.winograd, channelsLast, weightScale, l.gemmWeightGradient);
     default: {
-      auto g = l.kernel == 3 ? same3x3(x, w, l.winograd, channelsLast) : same(l.kernel / 2, channelsLast);
+      auto g = l.kernel == 3 ? same3x3(x, w, l.winograd, channelsLast, l.gemmWeightGradient) : same(l.kernel / 2, channelsLast);
       g.pointwise = l.kernel == 1 && l.pointwise;
       // Scaled before the cast to x's type, so that a bfloat16 conv rounds the weight once.
       return convolution(x, scaledKernel(w, weightScale, g).to(x.scalar_type()), b, g);
@@ -204,6 +205,7 @@ void applyLayerSettings(torch::nn::Module& root, const LayerSettings& settings) 
       c->channelsLast = settings.channelsLast;
       c->pointwise = settings.pointwise;
       c->fusedActivation = settings.fusedActivation;
+      c->gemmWeightGradient = settings.gemmWeightGradient;
     }
     if (auto* l = m->as<EqualizedLinearImpl>()) l->bfloat16 = settings.bfloat16;
   }

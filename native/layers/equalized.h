@@ -15,16 +15,19 @@ namespace progan {
 // kernel sums the four shifted copies of the padded 3×3 kernel (official upscale2d_conv2d): the
 // same function with 2.25× fewer multiply-adds.
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                           WinogradMode winograd = WinogradMode::Off, bool channelsLast = false, double weightScale = 1.0);
+                           WinogradMode winograd = WinogradMode::Off, bool channelsLast = false, double weightScale = 1.0,
+                           bool gemmWeightGradient = false);
 // A 3×3 conv then 2×2 average pool, the bias added after the pool. Fused: one stride-2 4×4 conv
 // with the kernel built the same way ×0.25 (official conv2d_downscale2d).
 // Both convolve in x's type: the weight is cast to it after the fused kernel is built, so a
 // bfloat16 run sums the four shifted copies in the weight's full precision.
 // `channelsLast`: every convolution runs channels-last (ConvGeometry::channelsLast).
 // `weightScale` multiplies the weight (the equalized layers' runtime scale), inside the pass that
-// lays out the conv's kernel.
+// lays out the conv's kernel. `gemmWeightGradient`: an unfused 3×3 convolution's weight gradient
+// runs as matrix products (ConvGeometry::gemmWeightGrad).
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                             WinogradMode winograd = WinogradMode::Off, bool channelsLast = false, double weightScale = 1.0);
+                             WinogradMode winograd = WinogradMode::Off, bool channelsLast = false, double weightScale = 1.0,
+                             bool gemmWeightGradient = false);
 
 constexpr double kSqrt2 = 1.4142135623730951;
 
@@ -65,6 +68,7 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   Activation activation;
   bool bfloat16 = false;
   bool fusedActivation = true;
+  bool gemmWeightGradient = false;
   WinogradMode winograd = WinogradMode::Off;
   ChannelsLastMode channelsLast = ChannelsLastMode::Off;
   bool pointwise = true;

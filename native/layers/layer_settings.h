@@ -22,6 +22,9 @@ struct LayerSettings {
   // A layer's bias and leaky ReLU as one pass on CUDA (ops/bias_leaky_relu.h); off, ATen adds the
   // bias and our leaky ReLU follows (`impl: 'reference'`).
   bool fusedActivation = true;
+  // 3×3 weight gradients as nine matrix products (layers/gemm_weight_grad.h) instead of the
+  // convolution library's kernel.
+  bool gemmWeightGradient = false;
 };
 
 }  // namespace progan

@@ -35,6 +35,9 @@ struct NetworkConfig {
   // convolutions' products (auto), or their ATen references (parity, benchmarks).
   bool referenceOps = false;
   OpsImpl opsImpl() const { return referenceOps ? OpsImpl::Reference : OpsImpl::Auto; }
+  // The 3×3 convolutions' weight gradients (layers/gemm_weight_grad.h): 0 the library's kernel, 1 as
+  // nine matrix products, 2 auto (the library's, until the products are measured faster on a GPU).
+  int weightGradient = 2;
   // Convolutions and dense layers multiply in bfloat16; everything else stays in the weights' type.
   bool bfloat16 = false;
   // Convolutions in channels-last layout (layers/equalized.h ChannelsLastMode): 0 never, 1 always, 2 auto (CUDA).
@@ -42,7 +45,7 @@ struct NetworkConfig {
 
   LayerSettings layerSettings() const {
     const auto layout = channelsLast == 0 ? ChannelsLastMode::Off : channelsLast == 1 ? ChannelsLastMode::On : ChannelsLastMode::Auto;
-    return {bfloat16, winogradMode(), layout, !referenceOps, !referenceOps};
+    return {bfloat16, winogradMode(), layout, !referenceOps, !referenceOps, weightGradient == 1};
   }
 
   // 'auto' fuses where it measured faster on the CPU: every block from 8×8 outputs (G) / inputs (D)

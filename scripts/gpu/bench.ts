@@ -16,7 +16,9 @@
 // --eager-too: 4²–32², both phases, also timed on a second trainer with cudaGraphs off (the CUDA graph
 // gain, where launches cost most). --nchw-too: 16²–128², both phases, also timed on a trainer with
 // channelsLast off (the channels-last gain). --reference-too: 8²–64², both phases, also timed on a
-// trainer with impl 'reference' (every fused op as its ATen reference: the fused ops' gain). --json FILE: the table as JSON. Peak GPU memory per row on
+// trainer with impl 'reference' (every fused op as its ATen reference: the fused ops' gain). --gemm-too:
+// 8²–128², both phases, also timed on a trainer with weightGradient 'gemm' (the 3×3 weight gradients
+// as cuBLAS products, layers/gemm_weight_grad.h: its gain is that column over img/s). --json FILE: the table as JSON. Peak GPU memory per row on
 // CUDA (caching allocator: allocated bytes, and reserved ones, which include a recorded graph's
 // private pool).
 // Prints `RESULT bench PASS|FAIL ...`.
@@ -96,6 +98,10 @@ async function main() {
   if (process.argv.includes('--reference-too')) {
     comparisons.push({ column: 'reference ops img/s', key: 'referenceImagesPerSecond', runs: (res) => res >= 8 && res <= 64,
       trainer: await Trainer.create({ data, device, seed: 5, network: { ...network, impl: 'reference' } }) });
+  }
+  if (process.argv.includes('--gemm-too')) {
+    comparisons.push({ column: 'gemm wgrad img/s', key: 'gemmImagesPerSecond', runs: (res) => res >= 8 && res <= 128,
+      trainer: await Trainer.create({ data, device, seed: 5, network: { ...network, weightGradient: 'gemm' } }) });
   }
   console.log(`dataset + trainer ready in ${((Date.now() - start) / 1000).toFixed(1)} s; minibatch per resolution: ${JSON.stringify(trainer.options.schedule.minibatch)} base ${trainer.options.schedule.minibatchBase}`);
   const rows: (string | number)[][] = [['res', 'phase', 'minibatch', 'steps', 'seconds', 'img/s', 'ms/step', 'graph steps', ...comparisons.map((c) => c.column),

@@ -42,7 +42,8 @@
 //     input), fresh random inputs per case, against the reference ATen ops on the CPU in float64
 //     (< 1e-6: the kernels' own float64 arithmetic) and on the GPU in float32 (< 1e-5): bias +
 //     leaky ReLU and pixel norm in NCHW and channels-last with channel and pixel counts that take
-//     the 16-byte paths and ones that do not, the fade blends and the penalty's norms.
+//     the 16-byte paths and ones that do not, the fade blends, the penalty's norms, and 3×3
+//     convolutions whose weight gradient runs as cuBLAS products (weightGradient 'gemm').
 // Sizes: batch 1, 3, 4, 5, 7, 8; channels 1 and 3; odd latent and feature-map counts; resolutions
 // 4…32 (kernels only see even power-of-two sizes: the networks never make others).
 // Prints one line `RESULT <check> PASS|FAIL|NOT RUN: <why>` per check (scripts/gpu-smoke collects them).
@@ -247,7 +248,7 @@ async function cudaGraphCheck(): Promise<boolean> {
 
 /** cuda-ops: the fused ops one by one on the GPU against their references (see the header). */
 function cudaOpsCheck(): boolean {
-  type Spec = { op: 'biasLeakyRelu' | 'pixelNorm' | 'upsampleLerp' | 'fadeReals' | 'penalty'; shapes: number[][]; out: number[]; scalars?: Record<string, number | boolean> };
+  type Spec = { op: 'biasLeakyRelu' | 'pixelNorm' | 'upsampleLerp' | 'fadeReals' | 'penalty' | 'convolution'; shapes: number[][]; out: number[]; scalars?: Record<string, number | boolean> };
   const specs: Spec[] = [];
   for (const channelsLast of [false, true]) {
     for (const [n, c, h, w] of [[4, 512, 8, 8], [3, 13, 5, 7], [2, 16, 4, 4], [1, 6, 3, 3], [64, 128, 16, 16]]) {
@@ -263,6 +264,14 @@ function cudaOpsCheck(): boolean {
     specs.push({ op: 'upsampleLerp', shapes: [[n, c, h / 2, h / 2], [n, c, h, h]], out: [n, c, h, h], scalars: { alpha: 0.37 } });
     specs.push({ op: 'fadeReals', shapes: [[n, c, h, h]], out: [n, c, h, h], scalars: { alpha: 0.37 } });
     specs.push({ op: 'penalty', shapes: [[n, c, h, h]], out: [n], scalars: { lambda: 10, gamma: 1, k: 1 } });
+  }
+  // The 3×3 weight gradient as cuBLAS products (weightGradient 'gemm'), in a 3×3 convolution's
+  // derivatives: odd sizes, and 64 images of 16² at 128 channels, whose sums run over 20,000 rows.
+  for (const channelsLast of [false, true]) {
+    for (const [n, cin, cout, h, w] of [[2, 13, 7, 5, 7], [4, 64, 32, 8, 8], [64, 128, 128, 16, 16]]) {
+      specs.push({ op: 'convolution', shapes: [[n, cin, h, w], [cout, cin, 3, 3], [cout]], out: [n, cout, h, w],
+        scalars: { stride: 1, padding: 1, transposed: false, channelsLast, gemmWeightGrad: true } });
+    }
   }
   const BOUND = { float64: 1e-6, float32: 1e-5 } as const;
   const rows: (string | number)[][] = [['op', 'shapes', 'layout', 'float64 vs cpu', 'float32 vs cuda ref', 'ok']];
