@@ -76,7 +76,7 @@ export const networkOptionsSchema = z
      * activations, one per kernel tap, whose long sums cuBLAS splits across the GPU (cuDNN's persistent
      * 3×3 weight-gradient kernel ran at half its forward's rate on an H100, 512 channels at 32²).
      * The same function. 'auto' is 'library' until 'gemm' is measured faster on a GPU; on the CPU
-     * 'gemm' is correct but slower than oneDNN.
+     * 'gemm' is correct but slower than oneDNN (small-preset 16² steps 250–290 against 166–200 ms).
      */
     weightGradient: z.enum(['auto', 'library', 'gemm'], {
       error: (i) => `Expected 'auto', 'library' or 'gemm' for weightGradient but received ${String(i.input)}`,
