@@ -9,7 +9,9 @@ namespace {
 
 // cuBLAS products in float32 use TF32 where cuDNN's convolutions do, for the scope of one weight
 // gradient. ATen's products read the process-wide flag, which defaults to off while cuDNN's
-// defaults to on; restored on the way out, exceptions included.
+// defaults to on; restored on the way out, exceptions included. (A product that another trainer's
+// thread runs inside that scope would see it too: rounding only, and only with two GPU trainers
+// stepping at once.)
 class Tf32LikeConvolutions {
  public:
   explicit Tf32LikeConvolutions(bool applies)
