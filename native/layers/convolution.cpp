@@ -32,7 +32,7 @@ bool takesPointwise(const ConvGeometry& g, const at::Tensor& x, const at::Tensor
 
 bool takesGemmWeightGrad(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w) {
   return g.gemmWeightGrad && !g.transposed && g.stride == std::vector<int64_t>{1, 1} && g.padding == std::vector<int64_t>{1, 1} &&
-         w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 && !takesWinograd(g, x, w) && gemmWeightGradFits(x, w);
+         !takesWinograd(g, x, w) && gemmWeightGradFits(x, w);
 }
 
 // Whether the pointwise products take and give channels-last tensors: where the geometry asks for

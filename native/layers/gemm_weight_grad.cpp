@@ -31,7 +31,8 @@ class Tf32LikeConvolutions {
 }  // namespace
 
 bool gemmWeightGradFits(const at::Tensor& x, const at::Tensor& w) {
-  return x.dim() == 4 && w.dim() == 4 && at::isFloatingType(x.scalar_type()) && x.scalar_type() == w.scalar_type();
+  return x.dim() == 4 && w.dim() == 4 && w.size(2) == 3 && w.size(3) == 3 && x.size(1) == w.size(1) &&
+         at::isFloatingType(x.scalar_type()) && x.scalar_type() == w.scalar_type();
 }
 
 at::Tensor gemmWeightGrad(const at::Tensor& x, const at::Tensor& gradOut) {

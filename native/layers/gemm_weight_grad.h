@@ -22,8 +22,8 @@
 
 namespace progan {
 
-// Whether gemmWeightGrad takes x and w (the geometry, 3×3 with stride 1 and padding 1, is the caller's
-// to check): floating-point 4-D tensors.
+// Whether gemmWeightGrad takes x and w: a 3×3 kernel over x's channels, floating-point 4-D tensors of
+// one type (stride 1 and padding 1 are the caller's to check).
 bool gemmWeightGradFits(const at::Tensor& x, const at::Tensor& w);
 
 // x [N, I, H, W], gradOut [N, O, H, W] (any layouts) → [O, I, 3, 3], channels-last (the layout a
