@@ -21,7 +21,7 @@ interface Case {
   shapes: number[][];
   out: number[];
   only?: Dtype; // compared in this dtype only
-  scalars?: { epsilon?: number; group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; gemmWeightGrad?: boolean; alphaOnDevice?: boolean; weightScale?: number };
+  scalars?: { epsilon?: number; group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; channelsLastInput?: boolean; gemmWeightGrad?: boolean; alphaOnDevice?: boolean; weightScale?: number };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
@@ -56,18 +56,24 @@ function cases(): Case[] {
   // transposed twin), in NCHW and channels-last layout (ATen's reference takes the NCHW tensors), with
   // the kernel scaled and laid out by scaledKernel as a layer does (ATen's reference scales it first).
   // The 1×1 ones (layers/pointwise_convolution.h) run NCHW with a side of at most 4 channels on the
-  // narrow loops (layers/narrow_product.h: 4→2, 3→5, 20→3, grey 1→7 on a 5×3 image, and 4→9 and
-  // 9→4 on 17×17 images, which pass the loops' 256-pixel blocks), NCHW otherwise as batched
-  // products (6→5), and channels-last as one product.
+  // narrow loops (layers/narrow_product.h: 4→2, 3→5, 20→3, grey 1→7 on a 5×3 image, 4→9 and 9→4
+  // on 17×17 images, which pass the loops' 256-pixel blocks, and 3→130 and 130→3, whose 130
+  // channels pass a channels-last wide side's 64-channel blocks and 16-lane sums), in both layouts;
+  // the others (6→5) as batched products (NCHW) or one product (channels-last).
   for (const channelsLast of [false, true]) for (const weightScale of [1, 0.37]) for (const [n, cin, cout, h, w, k, stride, padding, transposed] of [
     [1, 3, 5, 5, 4, 3, 1, 1, false], [3, 4, 2, 5, 7, 1, 1, 0, false], [2, 3, 4, 7, 6, 4, 2, 1, false],
     [2, 3, 4, 3, 5, 4, 2, 1, true], [1, 1, 1, 2, 2, 3, 1, 1, false], [1, 2, 3, 1, 1, 4, 2, 1, true],
     [2, 3, 5, 17, 17, 1, 1, 0, false], [2, 20, 3, 17, 18, 1, 1, 0, false], [1, 1, 7, 5, 3, 1, 1, 0, false],
     [2, 4, 9, 17, 17, 1, 1, 0, false], [1, 9, 4, 17, 17, 1, 1, 0, false], [2, 6, 5, 4, 3, 1, 1, 0, false],
+    [2, 3, 130, 5, 6, 1, 1, 0, false], [2, 130, 3, 6, 5, 1, 1, 0, false],
   ] as [number, number, number, number, number, number, number, number, boolean][]) {
     const size = (s: number) => (transposed ? (s - 1) * stride - 2 * padding + k : Math.floor((s + 2 * padding - k) / stride) + 1);
     const weight = transposed ? [cin, cout, k, k] : [cout, cin, k, k];
     out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed, channelsLast, weightScale } });
+    // A channels-last network's activations arrive channels-last (its images NCHW, as above).
+    if (channelsLast && k === 1) {
+      out.push({ op: 'convolution', shapes: [[n, cin, h, w], weight, [cout]], out: [n, cout, size(h), size(w)], scalars: { stride, padding, transposed, channelsLast, weightScale, channelsLastInput: true } });
+    }
   }
   // The 3×3 weight gradient as nine matrix products over the padded activations
   // (layers/gemm_weight_grad.h, `weightGradient: 'gemm'`): odd sizes, a 1-pixel-high image, 2×2

@@ -78,7 +78,10 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
     g.pointwise = true;  // as a network's 1×1 layers take it
     // `gemmWeightGrad`: a 3×3 layer's weight gradient as matrix products (layers/gemm_weight_grad.h).
     g.gemmWeightGrad = spec.Has("gemmWeightGrad") && spec.Get("gemmWeightGrad").ToBoolean().Value();
-    return convolution(x[0], scaledKernel(x[1], weightScale, g), x[2], g);
+    // `channelsLastInput`: the input arrives channels-last, as a channels-last network's activations
+    // do (its images arrive NCHW).
+    const bool inputChannelsLast = channelsLast && spec.Has("channelsLastInput") && spec.Get("channelsLastInput").ToBoolean().Value();
+    return convolution(inputChannelsLast ? x[0].contiguous(at::MemoryFormat::ChannelsLast) : x[0], scaledKernel(x[1], weightScale, g), x[2], g);
   }
   if (op == "winogradConvolution") {
     need(3);

@@ -59,7 +59,7 @@ at::Tensor plusBias(at::Tensor y, const std::optional<at::Tensor>& b) { return b
 at::Tensor forwardKernel(const at::Tensor& xIn, const at::Tensor& wIn, const std::optional<at::Tensor>& b,
                          const ConvGeometry& g) {
   if (takesWinograd(g, xIn, wIn)) return plusBias(winogradConvolution(xIn, wIn), b);
-  if (takesPointwise(g, xIn, wIn) && pointwisePays(wIn, wIn.size(1), xIn.size(2) * xIn.size(3), pointwiseChannelsLast(g, xIn)))
+  if (takesPointwise(g, xIn, wIn) && pointwisePays(wIn, wIn.size(1), xIn.size(2) * xIn.size(3)))
     return pointwiseConvolution(xIn, wIn, b, pointwiseChannelsLast(g, xIn));
   const auto x = laidOut(xIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, x)) {
@@ -84,7 +84,7 @@ at::Tensor shapeLaidOut(const at::Tensor& t, const ConvGeometry& g) {
 at::Tensor inputGradKernel(const at::Tensor& gradOutIn, const at::Tensor& wIn, const at::Tensor& xLike,
                            const ConvGeometry& g) {
   if (takesWinograd(g, xLike, wIn)) return winogradInputGrad(gradOutIn, wIn);
-  if (takesPointwise(g, xLike, wIn) && pointwisePays(wIn, wIn.size(0), xLike.size(2) * xLike.size(3), pointwiseChannelsLast(g, gradOutIn)))
+  if (takesPointwise(g, xLike, wIn) && pointwisePays(wIn, wIn.size(0), xLike.size(2) * xLike.size(3)))
     return pointwiseInputGrad(gradOutIn, wIn, pointwiseChannelsLast(g, gradOutIn));
   const auto gradOut = laidOut(gradOutIn, g), w = laidOut(wIn, g);
   if (asOrdinary(g, xLike)) return at::convolution(gradOut, w, std::nullopt, g.stride, g.padding, {1, 1}, false, kNoOutputPadding, 1);

@@ -26,9 +26,8 @@ at::Tensor fromMatrices(const at::Tensor& m, const at::Tensor& like) {
 
 at::Tensor kernelMatrix(const at::Tensor& w) { return w.reshape({w.size(0), w.size(1)}); }
 
-// Whether a layer of `o` outputs and `c` inputs runs on the narrow loops: they read NCHW tensors.
-bool takesNarrow(int64_t o, int64_t c, at::ScalarType type, bool channelsLast) { return !channelsLast && narrowFits(o, c, type); }
-bool takesNarrow(const at::Tensor& w, bool channelsLast) { return takesNarrow(w.size(0), w.size(1), w.scalar_type(), channelsLast); }
+// Whether a layer of w's outputs and inputs runs on the narrow loops.
+bool takesNarrow(const at::Tensor& w) { return narrowFits(w.size(0), w.size(1), w.scalar_type()); }
 
 // k [A, B] times every image's matrix m [N, B, P]: one batched product over k broadcast (a view).
 // Not at::matmul, which for operands that require grad folds the batch into one product between
@@ -43,27 +42,26 @@ bool pointwiseFits(const at::Tensor& x, const at::Tensor& w) {
          (type == at::kFloat || type == at::kDouble) && w.scalar_type() == type;
 }
 
-bool pointwisePays(const at::Tensor& w, int64_t contraction, int64_t pixels, bool channelsLast) {
-  return takesNarrow(w, channelsLast) || contraction >= 16 || pixels <= 16 * 16;
+bool pointwisePays(const at::Tensor& w, int64_t contraction, int64_t pixels) {
+  return takesNarrow(w) || contraction >= 16 || pixels <= 16 * 16;
 }
 
 at::Tensor pointwiseConvolution(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias, bool channelsLast) {
   const auto k = kernelMatrix(w);
-  if (takesNarrow(w, channelsLast)) return narrowProduct(k, x, bias);  // the bias added in the same pass
+  if (takesNarrow(w)) return narrowProduct(k, x, bias, channelsLast);  // the bias added in the same pass
   auto y = channelsLast ? fromRows(at::mm(pixelRows(x), k.t()), x) : fromMatrices(timesEach(k, imageMatrices(x)), x);
   return bias ? y.add_(bias->view({1, -1, 1, 1})) : y;
 }
 
 at::Tensor pointwiseInputGrad(const at::Tensor& gradOut, const at::Tensor& w, bool channelsLast) {
   const auto k = kernelMatrix(w);
-  if (takesNarrow(w, channelsLast)) return narrowProduct(k.t(), gradOut, std::nullopt);
+  if (takesNarrow(w)) return narrowProduct(k.t(), gradOut, std::nullopt, channelsLast);
   if (channelsLast) return fromRows(at::mm(pixelRows(gradOut), k), gradOut);
   return fromMatrices(timesEach(k.t(), imageMatrices(gradOut)), gradOut);
 }
 
 at::Tensor pointwiseWeightGrad(const at::Tensor& x, const at::Tensor& gradOut, bool channelsLast) {
-  if (takesNarrow(gradOut.size(1), x.size(1), x.scalar_type(), channelsLast))
-    return narrowGram(gradOut, x).view({gradOut.size(1), x.size(1), 1, 1});
+  if (narrowFits(gradOut.size(1), x.size(1), x.scalar_type())) return narrowGram(gradOut, x).view({gradOut.size(1), x.size(1), 1, 1});
   const auto product = channelsLast ? at::mm(pixelRows(gradOut).t(), pixelRows(x))
                                     : at::bmm(imageMatrices(gradOut), imageMatrices(x).transpose(1, 2)).sum(0);
   return product.view({gradOut.size(1), x.size(1), 1, 1});

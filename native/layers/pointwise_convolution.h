@@ -1,7 +1,7 @@
 // The 1×1 convolutions of toRGB and fromRGB on the CPU, in one of three forms:
-//  - NCHW with a side of at most 4 channels (every toRGB and fromRGB: 3 colour channels): loops of
-//    our own that keep the narrow side in registers (narrow_product.h);
-//  - channels-last: the [N·H·W, C] pixel rows times the kernel's transpose, one product;
+//  - a side of at most 4 channels (every toRGB and fromRGB: 3 colour channels), NCHW or
+//    channels-last: loops of our own that keep the narrow side in registers (narrow_product.h);
+//  - channels-last otherwise: the [N·H·W, C] pixel rows times the kernel's transpose, one product;
 //  - NCHW otherwise: each image's [O, C] kernel times its [C, H·W] pixels, one batched product.
 //
 // Why: oneDNN runs these 3→C and C→3 convolutions an order of magnitude below its rate for the
@@ -31,7 +31,7 @@ bool pointwiseFits(const at::Tensor& x, const at::Tensor& w);
 // product at half oneDNN's speed (32², batch 16: 0.93 against 0.68 ms forward, 0.86 against 0.65 ms
 // input gradient; 64²: 4.1 against 2.4 ms), where every other map was 1.4–3.3× faster as products
 // at 16²–64². The weight gradient, a sum over every pixel of the batch, always pays.
-bool pointwisePays(const at::Tensor& w, int64_t contraction, int64_t pixels, bool channelsLast);
+bool pointwisePays(const at::Tensor& w, int64_t contraction, int64_t pixels);
 
 // conv(x, w) + bias.  x [N, C, H, W], w [O, C, 1, 1] → [N, O, H, W], channels-last when asked,
 // else contiguous.
