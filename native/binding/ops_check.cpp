@@ -59,12 +59,12 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
   if (op == "upsampleConv") {
     need(3);
     if (!fused) return upsampleConv3x3(x[0], x[1] * weightScale, x[2], false);
-    return upsampleConv3x3(x[0], x[1], x[2], true, WinogradMode::Off, channelsLast, weightScale);
+    return upsampleConv3x3(x[0], x[1], x[2], true, weightScale, ConvChoices{WinogradMode::Off, channelsLast});
   }
   if (op == "convDownsample") {
     need(3);
     if (!fused) return conv3x3Downsample(x[0], x[1] * weightScale, x[2], false);
-    return conv3x3Downsample(x[0], x[1], x[2], true, WinogradMode::Off, channelsLast, weightScale);
+    return conv3x3Downsample(x[0], x[1], x[2], true, weightScale, ConvChoices{WinogradMode::Off, channelsLast});
   }
   if (op == "convolution") {
     need(3);

@@ -19,24 +19,24 @@ EqualizedConv2dImpl::EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels
 }
 
 namespace {
-ConvGeometry same(int64_t padding, bool channelsLast) {
+ConvGeometry same(int64_t padding, const ConvChoices& c) {
   ConvGeometry g{{1, 1}, {padding, padding}};
-  g.channelsLast = channelsLast;
+  g.channelsLast = c.channelsLast;
   return g;
 }
 
 // The geometry of the 3×3 convolution of x by w, padding 1.
-ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, WinogradMode mode, bool channelsLast, bool gemmWeightGrad) {
-  auto g = same(1, channelsLast);
-  g.winograd = mode == WinogradMode::On || (mode == WinogradMode::Auto && winogradPreferred(x, w));
-  g.gemmWeightGrad = gemmWeightGrad;
+ConvGeometry same3x3(const at::Tensor& x, const at::Tensor& w, const ConvChoices& c) {
+  auto g = same(1, c);
+  g.winograd = c.winograd == WinogradMode::On || (c.winograd == WinogradMode::Auto && winogradPreferred(x, w));
+  g.gemmWeightGrad = c.gemmWeightGradient;
   return g;
 }
 
 // Stride 2, padding 1: the fused conv-downsample, or (transposed) the fused upsample-conv.
-ConvGeometry stride2Pad1(bool transposed, bool channelsLast) {
+ConvGeometry stride2Pad1(bool transposed, const ConvChoices& c) {
   ConvGeometry g{{2, 2}, {1, 1}, {0, 0}, transposed};
-  g.channelsLast = channelsLast;
+  g.channelsLast = c.channelsLast;
   return g;
 }
 
@@ -51,33 +51,33 @@ int64_t convOutputNumel(const at::Tensor& x, const at::Tensor& weight, double sp
 
 }  // namespace
 
-at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                           WinogradMode winograd, bool channelsLast, double weightScale, bool gemmWeightGradient) {
+at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused, double weightScale,
+                           const ConvChoices& choices) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "upsampleConv3x3 needs a 3×3 kernel");
   const auto type = x.scalar_type();
   if (!fused) {
     const auto up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-    const auto g = same3x3(up, weight, winograd, channelsLast, gemmWeightGradient);
+    const auto g = same3x3(up, weight, choices);
     return convolution(up, scaledKernel(weight, weightScale, g).to(type), bias, g);
   }
   // A transposed conv takes its kernel as [in, out, kh, kw]. shiftedSum maps each 3×3 block on its
   // own, so it builds that layout from the transposed 3×3 weight, in the layout the conv takes: a
   // transposed view of the 4×4 kernel instead made oneDNN copy it, and run in channels-last and
   // convert the activations back, in the forward and in every backward of the layer.
-  return convolution(x, shiftedSum(weight.transpose(0, 1), /*flip=*/true, weightScale, channelsLast).to(type), bias,
-                     stride2Pad1(true, channelsLast));
+  return convolution(x, shiftedSum(weight.transpose(0, 1), /*flip=*/true, weightScale, choices.channelsLast).to(type), bias,
+                     stride2Pad1(true, choices));
 }
 
-at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                             WinogradMode winograd, bool channelsLast, double weightScale, bool gemmWeightGradient) {
+at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused, double weightScale,
+                             const ConvChoices& choices) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3, "conv3x3Downsample needs a 3×3 kernel");
   if (!fused) {
-    const auto g = same3x3(x, weight, winograd, channelsLast, gemmWeightGradient);
+    const auto g = same3x3(x, weight, choices);
     auto y = at::avg_pool2d(convolution(x, scaledKernel(weight, weightScale, g).to(x.scalar_type()), {}, g), 2);
     return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
   }
-  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25 * weightScale, channelsLast).to(x.scalar_type()), bias,
-                     stride2Pad1(false, channelsLast));
+  return convolution(x, shiftedSum(weight, /*flip=*/false, 0.25 * weightScale, choices.channelsLast).to(x.scalar_type()), bias,
+                     stride2Pad1(false, choices));
 }
 
 namespace {
@@ -94,11 +94,12 @@ enum class ConvKind { Plain, Upsampled, Downsampled };
 // conv(x, w·weightScale) + b with layer l's kernel and execution choices.
 at::Tensor convolve(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind kind, const at::Tensor& x, double weightScale,
                     const at::Tensor& b, bool fused, bool channelsLast) {
+  const ConvChoices choices{l.winograd, channelsLast, l.gemmWeightGradient};
   switch (kind) {
-    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, l.winograd, channelsLast, weightScale, l.gemmWeightGradient);
-    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, l.winograd, channelsLast, weightScale, l.gemmWeightGradient);
+    case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, weightScale, choices);
+    case ConvKind::Downsampled: return conv3x3Downsample(x, w, b, fused, weightScale, choices);
     default: {
-      auto g = l.kernel == 3 ? same3x3(x, w, l.winograd, channelsLast, l.gemmWeightGradient) : same(l.kernel / 2, channelsLast);
+      auto g = l.kernel == 3 ? same3x3(x, w, choices) : same(l.kernel / 2, choices);
       g.pointwise = l.kernel == 1 && l.pointwise;
       // Scaled before the cast to x's type, so that a bfloat16 conv rounds the weight once.
       return convolution(x, scaledKernel(w, weightScale, g).to(x.scalar_type()), b, g);

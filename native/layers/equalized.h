@@ -11,23 +11,28 @@
 
 namespace progan {
 
+// How a layer's convolutions run: the execution choices of LayerSettings that reach a convolution.
+struct ConvChoices {
+  WinogradMode winograd = WinogradMode::Off;
+  // Every convolution runs channels-last (ConvGeometry::channelsLast).
+  bool channelsLast = false;
+  // An unfused 3×3 convolution's weight gradient runs as matrix products (ConvGeometry::gemmWeightGrad).
+  bool gemmWeightGradient = false;
+};
+
 // Nearest ×2 upsample then a 3×3 conv (padding 1). Fused: one stride-2 transposed conv whose 4×4
 // kernel sums the four shifted copies of the padded 3×3 kernel (official upscale2d_conv2d): the
 // same function with 2.25× fewer multiply-adds.
+// `weightScale` multiplies the weight (the equalized layers' runtime scale), inside the pass that
+// lays out the conv's kernel.
 at::Tensor upsampleConv3x3(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                           WinogradMode winograd = WinogradMode::Off, bool channelsLast = false, double weightScale = 1.0,
-                           bool gemmWeightGradient = false);
+                           double weightScale = 1.0, const ConvChoices& choices = {});
 // A 3×3 conv then 2×2 average pool, the bias added after the pool. Fused: one stride-2 4×4 conv
 // with the kernel built the same way ×0.25 (official conv2d_downscale2d).
 // Both convolve in x's type: the weight is cast to it after the fused kernel is built, so a
 // bfloat16 run sums the four shifted copies in the weight's full precision.
-// `channelsLast`: every convolution runs channels-last (ConvGeometry::channelsLast).
-// `weightScale` multiplies the weight (the equalized layers' runtime scale), inside the pass that
-// lays out the conv's kernel. `gemmWeightGradient`: an unfused 3×3 convolution's weight gradient
-// runs as matrix products (ConvGeometry::gemmWeightGrad).
 at::Tensor conv3x3Downsample(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool fused,
-                             WinogradMode winograd = WinogradMode::Off, bool channelsLast = false, double weightScale = 1.0,
-                             bool gemmWeightGradient = false);
+                             double weightScale = 1.0, const ConvChoices& choices = {});
 
 constexpr double kSqrt2 = 1.4142135623730951;
 
