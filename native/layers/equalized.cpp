@@ -107,8 +107,7 @@ at::Tensor convolve(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind 
   }
 }
 
-// Layer l's convolution of x with w (its own weight, or in forwardWithConstantChannel a slice of
-// it), plus its bias, and, where `activate`, its activation.
+// Layer l's convolution of x with w (its weight), plus its bias, and, where `activate`, its activation.
 at::Tensor equalizedConv(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind kind, const at::Tensor& x, bool fused, bool activate) {
   const auto type = w.scalar_type();
   const bool channelsLast = l.channelsLast == ChannelsLastMode::On || (l.channelsLast == ChannelsLastMode::Auto && x.is_cuda());
@@ -130,38 +129,6 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, const at::Tensor& w, Conv
 }  // namespace
 
 torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, weight, ConvKind::Plain, x, false, true); }
-
-namespace {
-// [n, 3] on the CPU: entry (i, k) is 1 where a 3×3 kernel's tap k, centred on pixel i with padding 1,
-// falls inside an image of n pixels (0 ≤ i + k − 1 < n), else 0.
-at::Tensor insideTaps(int64_t n, const at::TensorOptions& options) {
-  auto a = at::zeros({n, 3}, at::kFloat);
-  auto acc = a.accessor<float, 2>();
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < 3; ++k) acc[i][k] = (i + k - 1 >= 0 && i + k - 1 < n) ? 1.0f : 0.0f;
-  return a.to(options);
-}
-}  // namespace
-
-bool EqualizedConv2dImpl::takesConstantChannel(const torch::Tensor& x) const {
-  return kernel == 3 && x.is_cpu() && x.dim() == 4 && weight.size(1) == x.size(1) + 1;
-}
-
-torch::Tensor EqualizedConv2dImpl::forwardWithConstantChannel(const torch::Tensor& x, const torch::Tensor& perSample) {
-  TORCH_CHECK(takesConstantChannel(x) && perSample.dim() == 1 && perSample.size(0) == x.size(0),
-              "forwardWithConstantChannel expects a CPU input of ", weight.size(1) - 1, " channels and one value per sample, but received ",
-              x.sizes(), " and ", perSample.sizes());
-  const int64_t channels = x.size(1);
-  // One copy of the slice, which every convolution of this layer in the step then reads as a plain kernel.
-  const auto y = equalizedConv(*this, weight.narrow(1, 0, channels).contiguous(), ConvKind::Plain, x, false, /*activate=*/false);
-  // conv(map, w_c) for a map equal to s at every pixel, zero-padded: s times the sum of the taps
-  // that fall inside the image, T[o, i, j] = Σ_{k,l} A_H[i, k]·w_c[o, k, l]·A_W[j, l].
-  const auto taps = weight.select(1, channels);  // [O, 3, 3]
-  const auto rows = insideTaps(x.size(2), taps.options()), cols = insideTaps(x.size(3), taps.options());
-  const auto tapSums = at::matmul(at::matmul(rows, taps), cols.t()) * scale;  // [O, H, W]
-  const auto out = at::addcmul(y, perSample.to(y.scalar_type()).view({-1, 1, 1, 1}), tapSums.to(y.scalar_type()).unsqueeze(0));
-  return activation == Activation::LeakyRelu ? lrelu(out) : out;
-}
 
 bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x) const {
   return kernel == 3 && !bfloat16 && winograd != WinogradMode::Off && winogradPreferred(x, weight);

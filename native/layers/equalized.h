@@ -55,14 +55,6 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   // upsampleConv3x3 / conv3x3Downsample with this layer's scaled weight, bias and activation.
   torch::Tensor forwardUpsampled(const torch::Tensor& x, bool fused);
   torch::Tensor forwardDownsampled(const torch::Tensor& x, bool fused);
-  // forward(cat(x, m)) for the map m [N, 1, H, W] that holds perSample[n] at every pixel of sample
-  // n (D's minibatch-stddev channel), without building the concatenation: the convolution of x by
-  // the weight's first C input channels, plus perSample times the last channel's taps summed where
-  // they fall inside the image. On the CPU, where oneDNN pads an odd channel count (the 129 or 513
-  // of D's 4×4 block) to its blocking of 16 and reorders the padded weight and activations around
-  // every call of that layer.
-  torch::Tensor forwardWithConstantChannel(const torch::Tensor& x, const torch::Tensor& perSample);
-  bool takesConstantChannel(const torch::Tensor& x) const;
   // Whether this layer's unfused 3×3 convolution of x (or of x upsampled) runs as Winograd (what
   // fusedScale 'auto' weighs against fusing).
   bool prefersWinograd(const torch::Tensor& x) const;

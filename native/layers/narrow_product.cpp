@@ -122,10 +122,12 @@ template <class T, int A>
 
 // dot[s] = Σ_n Σ_p wide[n, p]·narrow[n, s, p] for S ≤ kNarrowChannels narrow channels; `wide` is one
 // channel's row of each NCHW image (image stride wideStride), `narrow` the narrow tensor (image
-// stride narrowStride).
-template <class T, int S>
+// stride narrowStride). `UnitPixel`: the narrow side is NCHW too, its pixel stride 1 known to the
+// compiler, so that the loop vectorises with plain loads.
+template <class T, int S, bool UnitPixel>
 [[gnu::always_inline]] inline void dotRows(const T* wide, int64_t wideStride, const T* narrow, int64_t narrowStride,
                                            Strides narrowAt, int64_t images, int64_t pixels, T* dot) {
+  if constexpr (UnitPixel) narrowAt.pixel = 1;
   T acc[S][kLanes] = {};
   const int64_t whole = pixels - pixels % kLanes;
   for (int64_t n = 0; n < images; ++n) {
@@ -203,7 +205,10 @@ template <class T>
 PROGAN_VECTOR_CLONES void dotTask(const T* wide, int64_t wideStride, const T* narrow, int64_t narrowStride, Strides narrowAt,
                                   int64_t narrowRows, int64_t images, int64_t pixels, T* dot) {
   withWidth(narrowRows, [&](auto s) __attribute__((always_inline)) {
-    dotRows<T, s()>(wide, wideStride, narrow, narrowStride, narrowAt, images, pixels, dot);
+    if (narrowAt.pixel == 1)
+      dotRows<T, s(), true>(wide, wideStride, narrow, narrowStride, narrowAt, images, pixels, dot);
+    else
+      dotRows<T, s(), false>(wide, wideStride, narrow, narrowStride, narrowAt, images, pixels, dot);
   });
 }
 template <class T>

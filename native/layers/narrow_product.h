@@ -4,7 +4,9 @@
 // Why: as library products these are batched GEMMs with one dimension of 3, which neither MKL nor
 // oneDNN blocks for: 25–170 µs a call inside a small-preset training step for a few hundred
 // thousand multiply-adds, ~26 calls a step at 8² (2.7 ms of a ~70 ms profiled step). A loop that
-// keeps the 3 channels' values in registers streams the wide side once, vectorised across pixels.
+// keeps the 3 channels' values in registers streams the wide side once, vectorised across pixels
+// (NCHW) or across channels (channels-last). A channels-last CPU network had run them as MKL
+// products of its pixel rows: 2.6 ms a small 8² step against 0.6 ms for the NCHW loops (trace).
 //
 // The same function as the products: each output sums the same terms, in another order.
 #pragma once

@@ -38,8 +38,6 @@ torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_
     at::Tensor y;
     if (!useStddev(config_))
       y = conv->forward(x);
-    else if (config_.opsImpl() != OpsImpl::Reference && conv->takesConstantChannel(x))
-      y = conv->forwardWithConstantChannel(x, minibatchStatistic(x, config_.minibatchStddevGroup, parts, config_.opsImpl()));
     else
       y = conv->forward(minibatchStddev(x, config_.minibatchStddevGroup, parts, config_.opsImpl()));
     y = lrelu(dense0_->forward(y.flatten(1)));
