@@ -91,9 +91,10 @@ at::Tensor scaleAddBias(const at::Tensor& y, double scale, const at::Tensor& bia
 // The three conv layouts of a layer: plain 3×3 / 1×1, upsample-conv, conv-downsample.
 enum class ConvKind { Plain, Upsampled, Downsampled };
 
-// conv(x, w·weightScale) + b with layer l's kernel and execution choices.
-at::Tensor convolve(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind kind, const at::Tensor& x, double weightScale,
-                    const at::Tensor& b, bool fused, bool channelsLast) {
+// conv(x, w·weightScale) + b for layer l's weight w, with its kernel and execution choices.
+at::Tensor convolve(const EqualizedConv2dImpl& l, ConvKind kind, const at::Tensor& x, double weightScale, const at::Tensor& b, bool fused,
+                    bool channelsLast) {
+  const auto& w = l.weight;
   const ConvChoices choices{l.winograd, channelsLast, l.gemmWeightGradient};
   switch (kind) {
     case ConvKind::Upsampled: return upsampleConv3x3(x, w, b, fused, weightScale, choices);
@@ -107,39 +108,40 @@ at::Tensor convolve(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind 
   }
 }
 
-// Layer l's convolution of x with w (its weight), plus its bias, and, where `activate`, its activation.
-at::Tensor equalizedConv(const EqualizedConv2dImpl& l, const at::Tensor& w, ConvKind kind, const at::Tensor& x, bool fused, bool activate) {
+// Layer l's convolution of x, plus its bias, and its activation.
+at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::Tensor& x, bool fused) {
+  const auto& w = l.weight;
   const auto type = w.scalar_type();
   const bool channelsLast = l.channelsLast == ChannelsLastMode::On || (l.channelsLast == ChannelsLastMode::Auto && x.is_cuda());
-  const bool leaky = activate && l.activation == Activation::LeakyRelu;
+  const bool leaky = l.activation == Activation::LeakyRelu;
   const auto activated = [&](const at::Tensor& y) { return leaky ? lrelu(y) : y; };
   if (l.bfloat16 && type != at::kBFloat16) {
     // Reduced precision: the scale and bias go on the output, which returns to the weights' type there.
     // The weight is cast where the conv takes it, after a fused-scale kernel is summed in full precision.
-    const auto y = convolve(l, w, kind, x.to(at::kBFloat16), 1.0, {}, fused, channelsLast);
+    const auto y = convolve(l, kind, x.to(at::kBFloat16), 1.0, {}, fused, channelsLast);
     return activated(scaleAddBias(y, l.scale, l.bias, type));
   }
   const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;
   if (scalesOutput(w, convOutputNumel(x, w, spatial)))
-    return activated(scaleAddBias(convolve(l, w, kind, x, 1.0, {}, fused, channelsLast), l.scale, l.bias, type));
+    return activated(scaleAddBias(convolve(l, kind, x, 1.0, {}, fused, channelsLast), l.scale, l.bias, type));
   if (leaky && l.fusedActivation && x.is_cuda() && l.bias.defined())
-    return biasLeakyRelu(convolve(l, w, kind, x, l.scale, {}, fused, channelsLast), l.bias);
-  return activated(convolve(l, w, kind, x, l.scale, l.bias, fused, channelsLast));
+    return biasLeakyRelu(convolve(l, kind, x, l.scale, {}, fused, channelsLast), l.bias);
+  return activated(convolve(l, kind, x, l.scale, l.bias, fused, channelsLast));
 }
 }  // namespace
 
-torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, weight, ConvKind::Plain, x, false, true); }
+torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, ConvKind::Plain, x, false); }
 
 bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x) const {
   return kernel == 3 && !bfloat16 && winograd != WinogradMode::Off && winogradPreferred(x, weight);
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {
-  return equalizedConv(*this, weight, ConvKind::Upsampled, x, fused, true);
+  return equalizedConv(*this, ConvKind::Upsampled, x, fused);
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardDownsampled(const torch::Tensor& x, bool fused) {
-  return equalizedConv(*this, weight, ConvKind::Downsampled, x, fused, true);
+  return equalizedConv(*this, ConvKind::Downsampled, x, fused);
 }
 
 EqualizedLinearImpl::EqualizedLinearImpl(int64_t inFeatures, int64_t outFeatures, double gain, int64_t biasSize)

@@ -297,8 +297,7 @@ struct StatisticCpuFunction : Function<StatisticCpuFunction> {
   }
 };
 
-}  // namespace
-
+// The statistic alone, one value per sample [N]: the extra map is this value at every pixel.
 at::Tensor minibatchStatistic(const at::Tensor& x, int64_t groupSize, int64_t parts, OpsImpl impl, StddevKernels kernels) {
   TORCH_CHECK(x.dim() == 4, "minibatchStddev expects [N, C, H, W] but received ", x.sizes());
   TORCH_CHECK(parts >= 1 && x.size(0) % parts == 0, "minibatchStddev: ", x.size(0), " samples do not split into ",
@@ -318,6 +317,8 @@ at::Tensor minibatchStatistic(const at::Tensor& x, int64_t groupSize, int64_t pa
   // [P, M] → one value per sample: sample (p, i, m) takes s[p, m].
   return s.to(x.scalar_type()).view({parts, 1, n / g}).expand({parts, g, n / g}).reshape({parts * n});
 }
+
+}  // namespace
 
 at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts, OpsImpl impl, StddevKernels kernels) {
   const auto s = minibatchStatistic(x, groupSize, parts, impl, kernels);

@@ -22,8 +22,4 @@ enum class StddevKernels { ForDevice, AtenOps };
 at::Tensor minibatchStddev(const at::Tensor& x, int64_t groupSize, int64_t parts = 1, OpsImpl impl = OpsImpl::Auto,
                            StddevKernels kernels = StddevKernels::ForDevice);
 
-// The statistic alone, one value per sample [N]: the extra map is this value at every pixel.
-at::Tensor minibatchStatistic(const at::Tensor& x, int64_t groupSize, int64_t parts = 1, OpsImpl impl = OpsImpl::Auto,
-                              StddevKernels kernels = StddevKernels::ForDevice);
-
 }  // namespace progan
