@@ -2,20 +2,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
 
 #include <algorithm>
 #include <iterator>
 #include <list>
 #include <mutex>
 #include <vector>
-
-// oneDNN's (batched) matrix product, out = beta·out + alpha·a·b for 2-D or 3-D a, b: exported by
-// libtorch_cpu for ATen's reduced-precision matmul paths but declared in no public header. Weak, so
-// a libtorch built without oneDNN still loads (the products then go to at::bmm).
-namespace at::native {
-__attribute__((weak)) void mkldnn_matmul(const at::Tensor& mat1, const at::Tensor& mat2, const at::Tensor& result,
-                                         float beta, float alpha);
-}  // namespace at::native
 
 namespace progan {
 
@@ -178,13 +171,14 @@ constexpr int64_t kBlock = 32;
 // transformBuffer's.
 constexpr int64_t kBlockPlane = kBlock * kBlock + 16;
 
-// U[ξ, c, o] = (G w[o, c] Gᵀ)_ξ. G rows: (1 0 0), (½ ½ ½), (½ −½ ½), (0 0 1).
+// U[ξ, c, o] = (G w[o, c] Gᵀ)_ξ, or with `transposed` its planes transposed, U[ξ, o, c] (what the
+// input gradient multiplies by). G rows: (1 0 0), (½ ½ ½), (½ −½ ½), (0 0 1).
 template <typename T>
-void kernelTransform(const T* w, T* u, int64_t outChannels, int64_t inChannels) {
+void kernelTransform(const T* w, T* u, int64_t outChannels, int64_t inChannels, bool transposed) {
   const int64_t plane = inChannels * outChannels, inBlocks = (inChannels + kBlock - 1) / kBlock;
   const int64_t outBlocks = (outChannels + kBlock - 1) / kBlock;
   at::parallel_for(0, inBlocks * outBlocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> block(16 * kBlockPlane);  // [ξ][c][o] of this block
+    std::vector<T> block(16 * kBlockPlane);  // [ξ][c][o] of this block, or [ξ][o][c]
     for (int64_t b = begin; b < end; ++b) {
       const int64_t c0 = (b / outBlocks) * kBlock, o0 = (b % outBlocks) * kBlock;
       const int64_t cs = std::min(kBlock, inChannels - c0), os = std::min(kBlock, outChannels - o0);
@@ -198,7 +192,7 @@ void kernelTransform(const T* w, T* u, int64_t outChannels, int64_t inChannels) 
             mid[2][s] = T(0.5) * (k[s] - k[3 + s] + k[6 + s]);
             mid[3][s] = k[6 + s];
           }
-          T* dst = block.data() + i * kBlock + j;
+          T* dst = block.data() + (transposed ? j * kBlock + i : i * kBlock + j);
           for (int r = 0; r < 4; ++r) {
             dst[(4 * r + 0) * kBlockPlane] = mid[r][0];
             dst[(4 * r + 1) * kBlockPlane] = T(0.5) * (mid[r][0] + mid[r][1] + mid[r][2]);
@@ -207,9 +201,15 @@ void kernelTransform(const T* w, T* u, int64_t outChannels, int64_t inChannels) 
           }
         }
       }
-      for (int k = 0; k < 16; ++k)
-        for (int64_t i = 0; i < cs; ++i)
-          std::copy_n(block.data() + k * kBlockPlane + i * kBlock, os, u + k * plane + (c0 + i) * outChannels + o0);
+      for (int k = 0; k < 16; ++k) {
+        if (transposed) {
+          for (int64_t j = 0; j < os; ++j)
+            std::copy_n(block.data() + k * kBlockPlane + j * kBlock, cs, u + k * plane + (o0 + j) * inChannels + c0);
+        } else {
+          for (int64_t i = 0; i < cs; ++i)
+            std::copy_n(block.data() + k * kBlockPlane + i * kBlock, os, u + k * plane + (c0 + i) * outChannels + o0);
+        }
+      }
     }
   });
 }
@@ -259,14 +259,97 @@ at::Tensor transformBuffer(int64_t tiles, int64_t channels, const at::TensorOpti
   return at::empty({16 * stride}, options).as_strided({16, tiles, channels}, {stride, channels, 1});
 }
 
-// out = a · b for the 16 products of the transform domain: a [16, m, k], b [16, k, n], out
-// [16, m, n] (a transformBuffer or contiguous); either operand may be a transposed view.
-void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor out) {
-  if (a.scalar_type() == at::kFloat && at::native::mkldnn_matmul != nullptr) {
-    at::native::mkldnn_matmul(a, b, out, /*beta=*/0.f, /*alpha=*/1.f);
-  } else {
-    at::bmm_out(out, a, b);
+// The blocks of one matrix-kernel call: up to kProductRows rows of a by kProductColumns columns of
+// b. Narrow column blocks keep b's panel in cache while the rows stream past it: [16, 256, 512] ×
+// [16, 512, 512] on 2 threads ran at 366–385 GFLOP/s so, 250–270 with whole rows of b, and 328 in
+// oneDNN's batched product (AMD EPYC, AVX-512). A column-major a is transposed kProductTransposed
+// rows by kProductDepth columns at a time, into a buffer that stays in cache.
+constexpr int64_t kProductRows = 256;
+constexpr int64_t kProductColumns = 32;
+constexpr int64_t kProductTransposed = 64;
+constexpr int64_t kProductDepth = 512;
+
+// rows[r][d] = column[d][r] for r < count, d < depth, where column d starts ld floats after column
+// d − 1. In 8×8 tiles that stay in L1: 9× faster than column by column, whose writes 4 KB apart
+// missed the cache (a [256, 512] plane: 37 against 324 µs on one core).
+void transposeBlock(const float* column, int64_t ld, int64_t count, int64_t depth, float* rows) {
+  constexpr int64_t kTile = 8;
+  for (int64_t d0 = 0; d0 < depth; d0 += kTile) {
+    for (int64_t r0 = 0; r0 < count; r0 += kTile) {
+      if (d0 + kTile <= depth && r0 + kTile <= count) {
+        float tile[kTile][kTile];
+        for (int64_t d = 0; d < kTile; ++d)
+          for (int64_t r = 0; r < kTile; ++r) tile[d][r] = column[(d0 + d) * ld + r0 + r];
+        for (int64_t r = 0; r < kTile; ++r)
+          for (int64_t d = 0; d < kTile; ++d) rows[(r0 + r) * depth + d0 + d] = tile[d][r];
+        continue;
+      }
+      for (int64_t d = d0; d < std::min(d0 + kTile, depth); ++d)
+        for (int64_t r = r0; r < std::min(r0 + kTile, count); ++r) rows[r * depth + d] = column[d * ld + r];
+    }
   }
+}
+
+// out[ξ] = a[ξ]·b[ξ] (plus out[ξ] when `accumulate`) for the 16 planes of the transform domain:
+// a [16, m, k] with row-major planes or column-major ones (a transposed view), b [16, k, n] and out
+// [16, m, n] with row-major planes; rows may be padded (transformBuffer).
+//
+// float32 runs oneDNN's matrix micro-kernel (at::native::cpublas::brgemm, AVX-512 or AVX2, MKL's
+// product on CPUs without either) on blocks shared across threads by at::parallel_for: it reads
+// each operand where it lies. oneDNN's batched product (mkldnn_matmul), which these products ran on
+// before, copied every operand that was not contiguous as a whole, which the padded planes and the
+// transposed ones never are: ~60 ms of a ~470 ms paper 8² step. Other types: ATen's batched product.
+void planeProducts(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out, bool accumulate) {
+  TORCH_CHECK(b.stride(2) == 1 && out.stride(2) == 1, "planeProducts: b and out need row-major planes");
+  if (a.scalar_type() != at::kFloat) {
+    if (accumulate) {
+      out.add_(at::bmm(a, b));
+    } else {
+      at::bmm_out(const_cast<at::Tensor&>(out), a, b);
+    }
+    return;
+  }
+  const bool aRowMajor = a.stride(2) == 1;
+  TORCH_CHECK(aRowMajor || a.stride(1) == 1, "planeProducts: a needs row-major or column-major planes");
+  const int64_t planes = a.size(0), m = a.size(1), k = a.size(2), n = b.size(2);
+  const int64_t lda = aRowMajor ? a.stride(1) : a.stride(2), ldb = b.stride(1), ldc = out.stride(1);
+  const float* aData = a.const_data_ptr<float>();
+  const float* bData = b.const_data_ptr<float>();
+  float* outData = out.mutable_data_ptr<float>();
+  using at::native::cpublas::brgemm;
+  if (aRowMajor) {
+    const int64_t columnBlocks = (n + kProductColumns - 1) / kProductColumns;
+    at::parallel_for(0, planes * columnBlocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t plane = task / columnBlocks, c0 = (task % columnBlocks) * kProductColumns;
+        const int64_t columns = std::min(kProductColumns, n - c0);
+        const float* aPlane = aData + plane * a.stride(0);
+        const float* bPanel = bData + plane * b.stride(0) + c0;
+        float* outPanel = outData + plane * out.stride(0) + c0;
+        for (int64_t r0 = 0; r0 < m; r0 += kProductRows)
+          brgemm(std::min(kProductRows, m - r0), columns, k, lda, ldb, ldc, accumulate, aPlane + r0 * lda, bPanel, outPanel + r0 * ldc);
+      }
+    });
+    return;
+  }
+  const int64_t rowBlocks = (m + kProductTransposed - 1) / kProductTransposed;
+  at::parallel_for(0, planes * rowBlocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> rows(kProductTransposed * std::min(kProductDepth, k));  // a's block, row-major
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t plane = task / rowBlocks, r0 = (task % rowBlocks) * kProductTransposed;
+      const int64_t count = std::min(kProductTransposed, m - r0);
+      const float* aPlane = aData + plane * a.stride(0);
+      float* outRows = outData + plane * out.stride(0) + r0 * ldc;
+      for (int64_t d0 = 0; d0 < k; d0 += kProductDepth) {
+        const int64_t depth = std::min(kProductDepth, k - d0);
+        transposeBlock(aPlane + d0 * lda + r0, lda, count, depth, rows.data());
+        const float* bRows = bData + plane * b.stride(0) + d0 * ldb;
+        for (int64_t c0 = 0; c0 < n; c0 += kProductColumns)
+          brgemm(count, std::min(kProductColumns, n - c0), depth, depth, ldb, ldc, accumulate || d0 > 0, rows.data(), bRows + c0,
+                 outRows + c0);
+      }
+    }
+  });
 }
 
 // Images per pass through the transform domain: the [16, tiles, C] buffers stay at a few MB (D's
@@ -306,7 +389,7 @@ void transformOutput(const at::Tensor& m, const Tiling& t, bool mirrored, const 
   });
 }
 
-// The convolution of x by the transformed kernel u [16, C, O] (or its transposed view), pass by
+// The convolution of x by the transformed kernel u [16, C, O] (or [16, O, C], transposed), pass by
 // pass over the batch, in x's layout: a channels-last x is the NHWC the transforms read, and the
 // NHWC they write is a channels-last result.
 at::Tensor convolveTransformed(const at::Tensor& x, const at::Tensor& u, bool mirrored) {
@@ -317,19 +400,19 @@ at::Tensor convolveTransformed(const at::Tensor& x, const at::Tensor& u, bool mi
   forEachPass(whole, std::max(x.size(1), outChannels), [&](int64_t i, const Tiling& t) {
     const auto v = transformInput(xl.narrow(0, i, t.n), t, mirrored);
     const auto m = transformBuffer(t.tiles, outChannels, x.options());
-    batchedProduct(v, u, m);
+    planeProducts(v, u, m, /*accumulate=*/false);
     transformOutput(m, t, mirrored, y.narrow(0, i, t.n));
   });
   const auto nchw = y.permute({0, 3, 1, 2});
   return isChannelsLast(x) ? nchw : nchw.contiguous();
 }
 
-at::Tensor computeKernelTransform(const at::Tensor& w) {
+at::Tensor computeKernelTransform(const at::Tensor& w, bool transposed) {
   const auto wc = w.contiguous();
   const int64_t out = wc.size(0), in = wc.size(1);
-  auto u = at::empty({16, in, out}, wc.options());
+  auto u = transposed ? at::empty({16, out, in}, wc.options()) : at::empty({16, in, out}, wc.options());
   AT_DISPATCH_FLOATING_TYPES(wc.scalar_type(), "winogradKernelTransform", [&] {
-    kernelTransform(wc.const_data_ptr<scalar_t>(), u.mutable_data_ptr<scalar_t>(), out, in);
+    kernelTransform(wc.const_data_ptr<scalar_t>(), u.mutable_data_ptr<scalar_t>(), out, in, transposed);
   });
   return u;
 }
@@ -342,11 +425,12 @@ at::Tensor computeKernelTransform(const at::Tensor& w) {
 // weight weakly: a layer that scales its weight before the convolution passes a fresh tensor each
 // forward, which dies with that forward's graph, and its entry goes with it at the next lookup.
 // Holding those weights strongly kept up to the cap of dead entries and their weights alive: 310 MB
-// more peak RSS at paper 32², 510 MB at 64².
+// more peak RSS at paper 32², 510 MB at 64². The input gradient multiplies by the transposed
+// planes, which the matrix kernel takes only as a separate row-major transform: a second entry.
 class KernelTransformCache {
  public:
-  at::Tensor get(const at::Tensor& w) {
-    if (w.is_inference()) return computeKernelTransform(w);  // no version counter to key on
+  at::Tensor get(const at::Tensor& w, bool transposed) {
+    if (w.is_inference()) return computeKernelTransform(w, transposed);  // no version counter to key on
     const auto version = w._version();
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -355,7 +439,7 @@ class KernelTransformCache {
           it = erase(it);
           continue;
         }
-        if (!sameTensor(*it, w)) {
+        if (!sameTensor(*it, w) || it->transposed != transposed) {
           ++it;
           continue;
         }
@@ -367,22 +451,24 @@ class KernelTransformCache {
         break;
       }
     }
-    auto transform = computeKernelTransform(w);
+    auto transform = computeKernelTransform(w, transposed);
     std::lock_guard<std::mutex> lock(mutex_);
-    entries_.push_front({Weak(w.getIntrusivePtr()), w.sizes().vec(), w.strides().vec(), w.scalar_type(), version, transform});
+    entries_.push_front({Weak(w.getIntrusivePtr()), w.sizes().vec(), w.strides().vec(), w.scalar_type(), transposed, version, transform});
     bytes_ += transform.nbytes();
     while (bytes_ > kBytes && entries_.size() > 1) erase(std::prev(entries_.end()));
     return transform;
   }
 
  private:
-  // Room for every 512-channel 3×3 kernel of G and D up to 32² (14 of them, 17 MB each).
+  // Room for every 512-channel 3×3 kernel of G and D at 8² in both layouts (6 of them, 17 MB each
+  // per layout), or one layout of each up to 32² (14); beyond, the least recently used is recomputed.
   static constexpr size_t kBytes = size_t(256) << 20;
   using Weak = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>;
   struct Entry {
     Weak weight;  // keeps the TensorImpl's address from being reused while the entry exists
     std::vector<int64_t> sizes, strides;
     at::ScalarType type;
+    bool transposed;
     int64_t version;
     at::Tensor transform;
   };
@@ -399,9 +485,9 @@ class KernelTransformCache {
   size_t bytes_ = 0;
 };
 
-at::Tensor transformKernel(const at::Tensor& w) {
+at::Tensor transformKernel(const at::Tensor& w, bool transposed) {
   static KernelTransformCache cache;
-  return cache.get(w);
+  return cache.get(w, transposed);
 }
 
 }  // namespace
@@ -418,35 +504,28 @@ bool winogradPreferred(const at::Tensor& x, const at::Tensor& w) {
 }
 
 at::Tensor winogradConvolution(const at::Tensor& x, const at::Tensor& w) {
-  return convolveTransformed(x, transformKernel(w), /*mirrored=*/false);
+  return convolveTransformed(x, transformKernel(w, /*transposed=*/false), /*mirrored=*/false);
 }
 
 at::Tensor winogradInputGrad(const at::Tensor& gradOut, const at::Tensor& w) {
   // conv(gO, w mirrored, channels swapped): its kernel transform at ξ is U[πξ]ᵀ, so the output
   // gradient's tiles are stored at πξ, multiplied by U[ξ]ᵀ, and read back from πξ.
-  return convolveTransformed(gradOut, transformKernel(w).transpose(1, 2), /*mirrored=*/true);
+  return convolveTransformed(gradOut, transformKernel(w, /*transposed=*/true), /*mirrored=*/true);
 }
 
 at::Tensor winogradWeightGrad(const at::Tensor& x, const at::Tensor& gradOut) {
   const Tiling whole(x.size(0), x.size(2), x.size(3));
   const int64_t outChannels = gradOut.size(1), inChannels = x.size(1);
   const auto xl = channelsLast(x), gl = channelsLast(gradOut);
-  // Σ over passes of Vᵀ·M; each pass after the first adds its product from a scratch buffer.
+  // Σ over passes of Vᵀ·M: each pass after the first adds its products to du.
   auto du = at::empty({16, inChannels, outChannels}, x.options());
-  at::Tensor scratch;
   forEachPass(whole, std::max(inChannels, outChannels), [&](int64_t i, const Tiling& t) {
     const auto v = transformInput(xl.narrow(0, i, t.n), t, /*mirrored=*/false);
     auto m = transformBuffer(t.tiles, outChannels, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winogradOutputGradTransform", [&] {
       outputGradTransform(gl.narrow(0, i, t.n).const_data_ptr<scalar_t>(), m.mutable_data_ptr<scalar_t>(), m.stride(0), t, outChannels);
     });
-    if (i == 0) {
-      batchedProduct(v.transpose(1, 2), m, du);
-    } else {
-      if (!scratch.defined()) scratch = at::empty_like(du);
-      batchedProduct(v.transpose(1, 2), m, scratch);
-      du.add_(scratch);
-    }
+    planeProducts(v.transpose(1, 2), m, du, /*accumulate=*/i > 0);
   });
   auto gw = at::empty({outChannels, inChannels, 3, 3}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winogradKernelGradTransform", [&] {

@@ -5,10 +5,12 @@
 //
 // Why: oneDNN's direct 3×3 kernels already run at the machine's conv ceiling (350 GFLOP/s on a
 // 2-core AVX-512 CPU at 512 channels, 8², batch 16), so fewer multiply-adds is what is left. The 16
-// products go to oneDNN's batched matrix product, which reaches the same rate; MKL's batched product
-// runs at half of it on AMD CPUs (AVX2 path). Transforms and layout copies are memory passes, and a
-// weight's transform is cached while the weight is unchanged. Paper 8² training step: 490 against
-// 627 ms with `winograd: false` (interleaved, same process).
+// products run on oneDNN's matrix micro-kernel (brgemm) in blocks of our own, which reach that rate
+// on the padded and transposed planes as they lie; MKL's batched product runs at half of it on AMD
+// CPUs (AVX2 path). Transforms are memory passes, and a weight's transform is cached while the
+// weight is unchanged. Paper 8² training step: 490 against 627 ms with `winograd: false`
+// (interleaved, same process, before the micro-kernel: 390 against 438 ms with oneDNN's batched
+// product in its place).
 //
 // The same function: Winograd's identity is exact in real arithmetic, only the rounding differs
 // (test/ops.test.ts compares the three maps and their derivatives with ATen's convolution).
