@@ -48,9 +48,9 @@ export const networkOptionsSchema = z
     }).default('auto'),
     /**
      * Winograd F(2×2, 3×3) for the CPU's unfused 3×3 convolutions: the same function with 2.25× fewer
-     * multiply-adds. 'auto' takes it for float32 layers of 256+ input and output channels (the paper
-     * preset's 4²–64² blocks), where it measured faster; true wherever it applies (CPU,
-     * float32/float64).
+     * multiply-adds. 'auto' takes it for float32 layers of 128+ input and output channels (the paper
+     * preset's 4²–128² blocks, the small preset's 4²–16²), where it measured faster; true wherever it
+     * applies (CPU, float32/float64).
      */
     winograd: z.union([z.literal('auto'), z.boolean()], {
       error: (i) => `Expected 'auto', true or false for winograd but received ${String(i.input)}`,

@@ -133,7 +133,8 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::
 torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, ConvKind::Plain, x, false); }
 
 bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x) const {
-  return kernel == 3 && !bfloat16 && winograd != WinogradMode::Off && winogradPreferred(x, weight);
+  return kernel == 3 && !bfloat16 && winograd != WinogradMode::Off && winogradPreferred(x, weight) && weight.size(0) >= 256 &&
+         weight.size(1) >= 256;
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {

@@ -500,7 +500,7 @@ bool winogradFits(const at::Tensor& x, const at::Tensor& w) {
 }
 
 bool winogradPreferred(const at::Tensor& x, const at::Tensor& w) {
-  return winogradFits(x, w) && x.scalar_type() == at::kFloat && w.size(0) >= 256 && w.size(1) >= 256;
+  return winogradFits(x, w) && x.scalar_type() == at::kFloat && w.size(0) >= 128 && w.size(1) >= 128;
 }
 
 at::Tensor winogradConvolution(const at::Tensor& x, const at::Tensor& w) {

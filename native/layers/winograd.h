@@ -31,13 +31,14 @@ bool winogradFits(const at::Tensor& x, const at::Tensor& w);
 // where winogradPreferred.
 enum class WinogradMode { Off, On, Auto };
 
-// What `winograd: 'auto'` takes: float32 layers of 256+ input and output channels. Whole paper-preset
+// What `winograd: 'auto'` takes: float32 layers of 128+ input and output channels. Whole paper-preset
 // steps (2-core AVX-512 CPU, batch 16, interleaved in one process, ms per step, Winograd for every
 // 512-channel layer against the direct kernels above the resolution named): 16² 1930 vs 2118, 32²
-// 6928 vs 8649; per step against `winograd: false`, 4² 1.16×, 8² 1.23–1.30×. At 128 channels and
-// below it lost per kernel at every size (0.5–0.97× at 4²–32², batch 16): the transforms move 4×
-// the activations' bytes for a quarter of the 512-channel products or less. Small-preset steps with
-// `winograd: true`: 8² 91.6 vs 59.1 ms, 32² 490 vs 376 ms. (Kernel timings in a
+// 6928 vs 8649; per step against `winograd: false`, 4² 1.16×, 8² 1.23–1.30×. At 128 channels it lost
+// while the transforms ran on one thread (our loops were built without OpenMP) and the products
+// copied their operands; since, small-preset steps (128 channels up to 16²) with Winograd against
+// without, interleaved: 4² 9.2 vs 10.7, 8² 40.0 vs 44.1, 16² 137.5 vs 147.7 ms; at 64 channels it
+// still loses (32², 306 vs 288 ms). (Kernel timings in a
 // bare process were misleading for large images: buffers of 32 MB and more are mapped afresh by
 // glibc at every call and fault in page by page, which the training process's caching host
 // allocator avoids.)

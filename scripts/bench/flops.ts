@@ -12,7 +12,7 @@ export type Winograd = (cin: number, cout: number) => boolean;
 export const fuseAuto = (r: number) => r >= 8;
 export const fuseNever = () => false;
 /** winograd 'auto' on the CPU (native/layers/winograd.cpp winogradPreferred()); never on a GPU. */
-export const winogradAuto: Winograd = (cin, cout) => Math.min(cin, cout) >= 256;
+export const winogradAuto: Winograd = (cin, cout) => Math.min(cin, cout) >= 128;
 export const winogradNever: Winograd = () => false;
 
 /**
