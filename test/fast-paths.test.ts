@@ -31,8 +31,8 @@ test('50 steps across a fade: fast paths on and off, and gemm weight gradients, 
   const data = await noiseDataset(dir, { count: 24, resolution: 32, seed: 7 });
 
   // startResolution 16: 25 stable steps at 16², then 25 steps fading 32² in (fused-scale is active
-  // from 16² up under 'auto'; here forced on or off at every resolution, as is Winograd, which
-  // 'auto' leaves to layers of 256+ channels).
+  // from 8² up under 'auto'; here forced on or off at every resolution, as is Winograd, which
+  // 'auto' leaves to layers of 128+ channels).
   // `nudge`: every G and D weight moved by about one float32 ulp before the first step.
   // `gemm`: the plain path with its 3×3 weight gradients as matrix products (weightGradient 'gemm',
   // which Winograd layers do not take), judged against the plain path by the same bounds.

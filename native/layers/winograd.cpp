@@ -368,25 +368,28 @@ void forEachPass(const Tiling& whole, int64_t channels, Pass pass) {
   for (int64_t i = 0; i < whole.n; i += step) pass(i, Tiling(std::min(step, whole.n - i), whole.h, whole.w));
 }
 
-// Rows of the NCHW ↔ NHWC transposes per parallel task (pixels, or channels the other way).
+// Rows of the transposed images per parallel task.
 constexpr int64_t kRelayoutRows = 64;
 
-// t [N, C, H, W] as NHWC images: a view where t is channels-last already; otherwise float32 images
-// transposed in 8×8 tiles (transposeBlock), ~2× faster than ATen's copy (46 µs for 16×128×8×8).
+// dst image i = src image i transposed, for `images` [a, b] matrices ([b, a] each in dst), in 8×8
+// tiles (transposeBlock): the NCHW ↔ NHWC relayouts around the transforms, ~2× faster than ATen's
+// strided copy (46 µs for 16×128×8×8).
+void transposeImages(const float* src, float* dst, int64_t images, int64_t a, int64_t b) {
+  const int64_t chunks = (b + kRelayoutRows - 1) / kRelayoutRows;
+  at::parallel_for(0, images * chunks, std::max<int64_t>(1, 32768 / (kRelayoutRows * a)), [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t image = task / chunks, r0 = (task % chunks) * kRelayoutRows;
+      transposeBlock(src + image * a * b + r0, b, std::min(kRelayoutRows, b - r0), a, dst + image * a * b + r0 * a);
+    }
+  });
+}
+
+// t [N, C, H, W] as NHWC images: a view where t is channels-last already.
 at::Tensor channelsLast(const at::Tensor& t) {
   const auto nhwc = t.permute({0, 2, 3, 1});
   if (nhwc.is_contiguous() || t.scalar_type() != at::kFloat || !t.is_contiguous()) return nhwc.contiguous();
-  const int64_t n = t.size(0), c = t.size(1), pixels = t.size(2) * t.size(3);
   auto out = at::empty(nhwc.sizes(), t.options());
-  const float* src = t.const_data_ptr<float>();
-  float* dst = out.mutable_data_ptr<float>();
-  const int64_t chunks = (pixels + kRelayoutRows - 1) / kRelayoutRows;
-  at::parallel_for(0, n * chunks, std::max<int64_t>(1, 32768 / (kRelayoutRows * c)), [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t image = task / chunks, p0 = (task % chunks) * kRelayoutRows;
-      transposeBlock(src + image * c * pixels + p0, pixels, std::min(kRelayoutRows, pixels - p0), c, dst + (image * pixels + p0) * c);
-    }
-  });
+  transposeImages(t.const_data_ptr<float>(), out.mutable_data_ptr<float>(), t.size(0), t.size(1), t.size(2) * t.size(3));
   return out;
 }
 
@@ -394,17 +397,8 @@ at::Tensor channelsLast(const at::Tensor& t) {
 at::Tensor channelsFirst(const at::Tensor& y) {
   const auto nchw = y.permute({0, 3, 1, 2});
   if (y.scalar_type() != at::kFloat || !y.is_contiguous()) return nchw.contiguous();
-  const int64_t n = y.size(0), pixels = y.size(1) * y.size(2), c = y.size(3);
   auto out = at::empty(nchw.sizes(), y.options());
-  const float* src = y.const_data_ptr<float>();
-  float* dst = out.mutable_data_ptr<float>();
-  const int64_t chunks = (c + kRelayoutRows - 1) / kRelayoutRows;
-  at::parallel_for(0, n * chunks, std::max<int64_t>(1, 32768 / (kRelayoutRows * pixels)), [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t image = task / chunks, c0 = (task % chunks) * kRelayoutRows;
-      transposeBlock(src + image * pixels * c + c0, c, std::min(kRelayoutRows, c - c0), pixels, dst + (image * c + c0) * pixels);
-    }
-  });
+  transposeImages(y.const_data_ptr<float>(), out.mutable_data_ptr<float>(), y.size(0), y.size(1) * y.size(2), y.size(3));
   return out;
 }
 
