@@ -15,6 +15,9 @@ const BOUND: Record<Dtype, number> = { float32: 1e-5, float64: 1e-6 };
 
 let seed = 1000;
 const rand = (shape: number[], dtype: Dtype) => randn(shape, { seed: seed++, dtype });
+// The parity tests draw from their own seeds, so a test's inputs are the same whether it runs alone
+// (ava --match) or after the others.
+const FIRST_SEED: Record<Dtype, number> = { float64: 1_000_000, float32: 2_000_000 };
 
 interface Case {
   op: Op;
@@ -161,11 +164,13 @@ for (const dtype of ['float64', 'float32'] as const) {
     const failures: string[] = [];
     const worst = new Map<Op, { err: number; where: string }>();
     let compared = 0;
+    let caseSeed = FIRST_SEED[dtype];
+    const draw = (shape: number[]) => randn(shape, { seed: caseSeed++, dtype });
     for (const c of cases().filter((x) => !x.only || x.only === dtype)) {
       // A penalty needs non-zero gradients to be meaningful; random inputs give them.
-      const inputs = c.shapes.map((s) => rand(s, dtype));
-      const dirs = c.shapes.map((s) => rand(s, dtype));
-      const u = rand(c.out, dtype);
+      const inputs = c.shapes.map(draw);
+      const dirs = c.shapes.map(draw);
+      const u = draw(c.out);
       const fast = run(c, 'auto', inputs, dirs, u);
       const ref = run(c, 'reference', inputs, dirs, u);
       const id = `${c.op} [${c.shapes.map((s) => s.join('×')).join(', ')}] ${JSON.stringify(c.scalars ?? {})}`;
@@ -191,7 +196,7 @@ for (const dtype of ['float64', 'float32'] as const) {
       }
     }
     for (const [op, w] of worst) t.log(`${dtype} ${op}: max relative error ${w.err.toExponential(2)} (${w.where})`);
-    t.log(`${compared} tensors compared, bound ${BOUND[dtype]}`);
+    t.log(`${compared} tensors compared, bound ${BOUND[dtype]}, inputs from seeds ${FIRST_SEED[dtype]}–${caseSeed - 1}`);
     t.deepEqual(failures, []);
   });
 }
@@ -207,6 +212,41 @@ test('the double backward through the fused ops is not trivially zero', (t) => {
   const p = cases().find((x) => x.op === 'penalty')!;
   const pr = run(p, 'auto', p.shapes.map((s) => rand(s, 'float64')), p.shapes.map((s) => rand(s, 'float64')), rand(p.out, 'float64'));
   t.true(norm(pr.inputsSecond[0]) > 0, 'the penalty has a non-zero second derivative in its input');
+});
+
+test('minibatch stddev keeps float32 accuracy where the spread is small against the values', (t) => {
+  // D's activations can sit far from zero with a small spread across a group (σ ≪ |x|): there the
+  // float32 mean's rounding shifts every deviation alike, and the derivatives' 1/σ and 1/σ³ amplify
+  // that shift. Both our kernels (CPU loops, ATen ops) against the float64 reference on the same
+  // float32-rounded inputs, bound 1e-6 (ATen's float32 composite, logged beside them, reads ~1e-7;
+  // a one-pass deviation read 2e-4 in the second derivative here).
+  const shape = [12, 40, 4, 4];
+  const out = [12, 41, 4, 4];
+  const asFloat32 = (x: Tensor) => new Tensor(Float32Array.from(x.data as Float64Array), x.shape, 'float32');
+  const spreadOut = (x: Tensor, offset: number, spread: number) => new Tensor((x.data as Float64Array).map((v) => offset + spread * v), x.shape, 'float64');
+  let seed = 3_000_000;
+  const failures: string[] = [];
+  for (const [offset, spread] of [[4, 0.02], [-3, 0.005], [0, 1]]) {
+    const x = asFloat32(spreadOut(randn(shape, { seed: seed++, dtype: 'float64' }), offset, spread));
+    const dir = asFloat32(randn(shape, { seed: seed++, dtype: 'float64' }));
+    const u = asFloat32(randn(out, { seed: seed++, dtype: 'float64' }));
+    const f64 = (x: Tensor) => new Tensor(Float64Array.from(x.data as Float32Array), x.shape, 'float64');
+    const c: Case = { op: 'minibatchStddev', shapes: [shape], out, scalars: { group: 4, parts: 1, atenKernels: false } };
+    const truth = run(c, 'reference', [f64(x)], [f64(dir)], f64(u));
+    const errors = (r: ReturnType<typeof run>) => ({
+      output: relativeError(f64(r.output), truth.output),
+      first: relativeError(f64(r.gradients[0]), truth.gradients[0]),
+      second: relativeError(f64(r.inputsSecond[0]), truth.inputsSecond[0]),
+    });
+    const composite = errors(run(c, 'reference', [x], [dir], u));
+    for (const atenKernels of [false, true]) {
+      const e = errors(run({ ...c, scalars: { ...c.scalars, atenKernels } }, 'auto', [x], [dir], u));
+      const name = `offset ${offset}, spread ${spread}, ${atenKernels ? 'ATen ops' : 'CPU loops'}`;
+      t.log(`${name}: output ${e.output.toExponential(2)}, ∂/∂x ${e.first.toExponential(2)}, ∂²/∂x ${e.second.toExponential(2)} (ATen composite ${composite.output.toExponential(2)}, ${composite.first.toExponential(2)}, ${composite.second.toExponential(2)})`);
+      for (const [what, err] of Object.entries(e)) if (!(err < 1e-6)) failures.push(`${name} ${what}: ${err}`);
+    }
+  }
+  t.deepEqual(failures, []);
 });
 
 test('ops reject malformed inputs with clear errors', (t) => {
