@@ -311,7 +311,11 @@ test('one step matches the PyTorch reference: D loss terms, G loss, every D and 
     const kinks = { D: scalarOf(ref.get('nearKinks.D')), G: scalarOf(ref.get('nearKinks.G')) };
     const worstOf = (n: 'G' | 'D') => Math.max(...errs.filter(([w]) => w.startsWith(`${n} ∂`)).map(([, e]) => e));
     const flipped = { D: kinks.D > 0 && worstOf('D') >= 1e-4, G: kinks.G > 0 && worstOf('G') >= 1e-4 };
-    const upd = (['G', 'D'] as const).filter((n) => !flipped[n]).map((n) => [n, updateParity(before, after, (net, name) => ref.get(`after.${net}.${name}`)!, LEARNING_RATE, n)] as const);
+    // The reference's own G step (its gLoss, its G update) ran on its own updated D: where D flipped,
+    // that D is not ours (a first Adam step moves each weight by ±lr by the sign of its gradient), so
+    // G's update and that gLoss are not ours either (396 of 81548 G updates off on an AVX2-only run).
+    const ownDiffers = { D: flipped.D, G: flipped.G || flipped.D };
+    const upd = (['G', 'D'] as const).filter((n) => !ownDiffers[n]).map((n) => [n, updateParity(before, after, (net, name) => ref.get(`after.${net}.${name}`)!, LEARNING_RATE, n)] as const);
     for (const [n, u] of upd) check(u.off <= u.count * 1e-4 && Number.isFinite(u.maxDiff), `${c.id}: ${u.off} of ${u.count} ${n} Adam updates differ by > 1e-3·lr (max ${u.maxDiff}·lr)`);
     check(!(o.stats.dSkipped || o.stats.gSkipped), `${c.id}: a step was skipped`);
     // Teeth: the penalty, the gradients of the layers in use and the loss are far from zero.
@@ -324,7 +328,10 @@ test('one step matches the PyTorch reference: D loss terms, G loss, every D and 
         `near-kink inputs D ${kinks.D}, G ${kinks.G}${flipped.D || flipped.G ? ` (flipped: ${(['D', 'G'] as const).filter((n) => flipped[n]).join(', ')})` : ''}; ${stats}`,
     );
     for (const [where, err] of errs) {
-      const limit = (where.startsWith('D ∂') && kinks.D) || (where.startsWith('G ∂') && kinks.G) ? 1e-2 : 1e-4;
+      // D's loss terms come from D's step, gLoss from the reference's own G step, the rest from G's step on our D.
+      const step = where.startsWith('D ∂') || ['dLoss', 'gradientPenalty', 'drift', 'wasserstein'].includes(where) ? 'D' : 'G';
+      const kinked = where.includes('∂') ? kinks[step] > 0 : where === 'gLoss' ? ownDiffers.G : flipped[step];
+      const limit = kinked ? 1e-2 : 1e-4;
       check(err < limit, `${c.id}: ${where} relative error ${err} ≥ ${limit}`);
     }
     if (!(errs[0][1] <= worst.err)) worst = { err: errs[0][1], where: `${c.id} ${errs[0][0]}` };

@@ -227,25 +227,62 @@ def load_params(path, which_shapes=None):
 
 
 class NearKinks:
-    """Counts leaky-ReLU inputs within 1e-6·max|x| of the kink (per call) while active: float32 rounding
-    (summation order) may put such an element on the other side, a jump in the gradient of up to
-    (1 − 0.2)·its share that no elementwise tolerance describes."""
+    """Records the leaky-ReLU inputs within 1e-6·max|x| of the kink (per call) while active: float32
+    rounding (summation order) may put such an element on the other side, a jump in the gradient of up
+    to (1 − 0.2)·its share that no elementwise tolerance describes. `flip` names sites (call, flat
+    index) that take the other side's slope, as a float32 result that rounded across the kink does."""
+
+    def __init__(self, flip=()):
+        self.flip = list(flip)
 
     def __enter__(self):
         global act
-        self.count, self.orig = 0, act
+        self.sites, self.orig, calls = [], act, [0]
 
-        def counting(x):
+        def recording(x):
+            call = calls[0]
+            calls[0] += 1
             a = x.detach().abs()
-            self.count += int((a < 1e-6 * a.max()).sum())
-            return self.orig(x)
+            self.sites += [(call, i) for i in (a < 1e-6 * a.max()).flatten().nonzero().flatten().tolist()]
+            y = self.orig(x)
+            mine = [i for c, i in self.flip if c == call]
+            if not mine:
+                return y
+            flipped = torch.zeros(x.numel(), dtype=torch.bool)
+            flipped[mine] = True
+            return torch.where(flipped.reshape(x.shape), torch.where(x >= 0, x * 0.2, x), y)
 
-        act = counting
+        act = recording
         return self
+
+    @property
+    def count(self):
+        return len(self.sites)
 
     def __exit__(self, *exc):
         global act
         act = self.orig
+
+
+# Near-kink sites up to which the float64 truth is also computed with every non-empty subset of them
+# flipped (2^n − 1 variants): ours must then match the truth, or one of those.
+MAX_FLIPPED_SITES = 4
+
+
+def truth_with_flips(fn, P, x, gout, prefix, result, flips):
+    """The float64 truth under `prefix` and its near-kink count; with `flips`, also the flipped
+    variants under prefix + 'k{j}.' (j = 1 … 2^n − 1, bit i of j flipping site i)."""
+    with NearKinks() as kinks:
+        out = fwd_bwd(fn, P, x, gout)
+    for k, v in out.items():
+        result[f'{prefix}.{k}'] = v
+    result[f'{prefix}.nearKinks'] = torch.tensor([float(kinks.count)], dtype=torch.float64)
+    variants = 2 ** kinks.count - 1 if flips and kinks.count <= MAX_FLIPPED_SITES else 0
+    result[f'{prefix}.kinkVariants'] = torch.tensor([float(variants)], dtype=torch.float64)
+    for j in range(1, variants + 1):
+        with NearKinks([site for i, site in enumerate(kinks.sites) if j >> i & 1]):
+            for k, v in fwd_bwd(fn, P, x, gout).items():
+                result[f'{prefix}k{j}.{k}'] = v
 
 
 def fwd_bwd(fn, P, x, gout):
@@ -281,16 +318,8 @@ def run_parity(case):
         up = lambda m: {k: v.double() for k, v in m.items()}
         t64 = up(t)
         lab64 = t64.get('labels')
-        with NearKinks() as g_kinks:
-            g = fwd_bwd(lambda P, z: G(P, cfg, z, lab64, res, alpha), up(gP), t64['latents'], t64['gradG'])
-        with NearKinks() as d_kinks:
-            d = fwd_bwd(lambda P, im: D(P, cfg, im, res, alpha), up(dP), t64['images'], t64['gradD'])
-        for k, v in g.items():
-            result['g64.' + k] = v
-        for k, v in d.items():
-            result['d64.' + k] = v
-        result['g64.nearKinks'] = torch.tensor([float(g_kinks.count)], dtype=torch.float64)
-        result['d64.nearKinks'] = torch.tensor([float(d_kinks.count)], dtype=torch.float64)
+        truth_with_flips(lambda P, z: G(P, cfg, z, lab64, res, alpha), up(gP), t64['latents'], t64['gradG'], 'g64', result, 'G' in case.get('kinkVariants', ''))
+        truth_with_flips(lambda P, im: D(P, cfg, im, res, alpha), up(dP), t64['images'], t64['gradD'], 'd64', result, 'D' in case.get('kinkVariants', ''))
     return result
 
 
