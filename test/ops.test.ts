@@ -24,7 +24,7 @@ interface Case {
   shapes: number[][];
   out: number[];
   only?: Dtype; // compared in this dtype only
-  scalars?: { epsilon?: number; group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; channelsLastInput?: boolean; gemmWeightGrad?: boolean; alphaOnDevice?: boolean; weightScale?: number };
+  scalars?: { epsilon?: number; group?: number; parts?: number; atenKernels?: boolean; alpha?: number; lambda?: number; gamma?: number; k?: number; stride?: number; padding?: number; transposed?: boolean; channelsLast?: boolean; channelsLastInput?: boolean; gemmWeightGrad?: boolean; alphaOnDevice?: boolean; weightScale?: number; scale?: number };
 }
 
 // Odd batch and channel counts everywhere; odd spatial sizes where the op allows them (the fade ops
@@ -107,12 +107,13 @@ function cases(): Case[] {
   // 289 pixels cross the CPU kernel's 256-pixel blocks, and the ε of half precision.
   for (const channelsLast of [false, true]) {
     for (const [n, c, h, w] of [[1, 1, 1, 1], [3, 5, 4, 7], [2, 8, 3, 3], [1, 12, 17, 17], [4, 7, 2, 2]]) {
-      out.push({ op: 'biasLeakyRelu', shapes: [[n, c, h, w], [c]], out: [n, c, h, w], scalars: { channelsLast } });
+      // The output scale s of lrelu(s·y + b), which the CPU's Winograd layers pass (their equalized-LR scale).
+      for (const scale of [1, 0.37]) out.push({ op: 'biasLeakyRelu', shapes: [[n, c, h, w], [c]], out: [n, c, h, w], scalars: { channelsLast, scale } });
       for (const epsilon of [1e-8, 1e-4]) out.push({ op: 'pixelNorm', shapes: [[n, c, h, w]], out: [n, c, h, w], scalars: { channelsLast, epsilon }, ...oneChannel(c) });
     }
   }
   for (const [n, c] of [[2, 9], [3, 16], [1, 1]]) {
-    out.push({ op: 'biasLeakyRelu', shapes: [[n, c], [c]], out: [n, c] });
+    out.push({ op: 'biasLeakyRelu', shapes: [[n, c], [c]], out: [n, c], scalars: { scale: 0.37 } });
     out.push({ op: 'pixelNorm', shapes: [[n, c]], out: [n, c], scalars: { epsilon: 1e-8 }, ...oneChannel(c) });
   }
   // Our matrix product (layers/matrix_product.cpp) against ATen's mm: skinny products that take the

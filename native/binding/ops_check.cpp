@@ -99,9 +99,10 @@ at::Tensor applyOp(const std::string& op, const std::string& impl, const std::ve
   }
   if (op == "biasLeakyRelu") {
     need(2);
-    // The reference: ATen's add and leaky ReLU (whose second derivative in y is a materialised zero).
-    if (impl == "reference") return at::leaky_relu(x[0] + (x[0].dim() == 4 ? x[1].view({1, -1, 1, 1}) : x[1].view({1, -1})), 0.2);
-    return biasLeakyRelu(channelsLast ? x[0].contiguous(at::MemoryFormat::ChannelsLast) : x[0], x[1], ops);
+    // The reference: ATen's mul, add and leaky ReLU (whose second derivative in y is a materialised zero).
+    const double scale = spec.Has("scale") ? numberField(spec, "scale") : 1.0;
+    if (impl == "reference") return at::leaky_relu(x[0] * scale + (x[0].dim() == 4 ? x[1].view({1, -1, 1, 1}) : x[1].view({1, -1})), 0.2);
+    return biasLeakyRelu(channelsLast ? x[0].contiguous(at::MemoryFormat::ChannelsLast) : x[0], x[1], ops, scale);
   }
   if (op == "pixelNorm") {
     need(1);

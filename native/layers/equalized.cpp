@@ -131,8 +131,12 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::
     return activated(scaleAddBias(y, l.scale, l.bias, type));
   }
   const double spatial = kind == ConvKind::Upsampled ? 4.0 : kind == ConvKind::Downsampled ? 0.25 : 1.0;
-  if (scalesOutput(w, convOutputNumel(x, w, spatial)) || runsWinograd(l, kind, x, fused))
-    return activated(scaleAddBias(convolve(l, kind, x, 1.0, {}, fused, channelsLast), l.scale, l.bias, type));
+  if (scalesOutput(w, convOutputNumel(x, w, spatial)) || runsWinograd(l, kind, x, fused)) {
+    const auto y = convolve(l, kind, x, 1.0, {}, fused, channelsLast);
+    if (leaky && l.fusedActivation && y.is_cpu() && l.bias.defined())
+      return biasLeakyRelu(y, l.bias, OpsImpl::Auto, l.scale);  // scale, bias and activation in one pass
+    return activated(scaleAddBias(y, l.scale, l.bias, type));
+  }
   if (leaky && l.fusedActivation && x.is_cuda() && l.bias.defined())
     return biasLeakyRelu(convolve(l, kind, x, l.scale, {}, fused, channelsLast), l.bias);
   return activated(convolve(l, kind, x, l.scale, l.bias, fused, channelsLast));

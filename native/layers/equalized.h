@@ -47,10 +47,11 @@ enum class Activation { Linear, LeakyRelu };
 class EqualizedConv2dImpl : public torch::nn::Module {
  public:
   EqualizedConv2dImpl(int64_t inChannels, int64_t outChannels, int64_t kernel, Activation activation, double gain = kSqrt2);
-  // The layer's output: its activation of conv(x, w·scale) + bias. With the leaky ReLU on CUDA (and
-  // float weights, fusedActivation on), the bias and activation are one kernel
-  // (ops/bias_leaky_relu.h) after a convolution without bias; elsewhere ATen adds the bias (oneDNN
-  // inside its convolution) and lrelu follows.
+  // The layer's output: its activation of conv(x, w·scale) + bias. With the leaky ReLU (and float
+  // weights, fusedActivation on), the bias and activation are one kernel (ops/bias_leaky_relu.h)
+  // after a convolution without bias: on CUDA, and on the CPU where the convolution runs by the
+  // unscaled weight (Winograd, or a weight larger than the output), with the scale in the same pass;
+  // elsewhere ATen adds the bias (oneDNN inside its convolution) and lrelu follows.
   torch::Tensor forward(const torch::Tensor& x);
   // upsampleConv3x3 / conv3x3Downsample with this layer's scaled weight, bias and activation.
   torch::Tensor forwardUpsampled(const torch::Tensor& x, bool fused);

@@ -19,8 +19,9 @@ struct LayerSettings {
   // 1×1 convolutions (toRGB, fromRGB) as matrix products on the CPU (layers/pointwise_convolution.h);
   // off, they are ATen's convolutions (`impl: 'reference'`).
   bool pointwise = true;
-  // A layer's bias and leaky ReLU as one pass on CUDA (ops/bias_leaky_relu.h); off, ATen adds the
-  // bias and our leaky ReLU follows (`impl: 'reference'`).
+  // A layer's bias and leaky ReLU as one pass (ops/bias_leaky_relu.h): on CUDA, and on the CPU with
+  // the output scale of a layer that convolves by its unscaled weight; off, ATen adds the bias and
+  // our leaky ReLU follows (`impl: 'reference'`).
   bool fusedActivation = true;
   // 3×3 weight gradients as nine matrix products (layers/gemm_weight_grad.h) instead of the
   // convolution library's kernel.

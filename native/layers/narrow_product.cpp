@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "layers/vector_clones.h"
+
 namespace progan {
 
 namespace {
@@ -19,13 +21,7 @@ constexpr int64_t kParallelWork = int64_t(1) << 16;
 int64_t grainFor(int64_t workPerTask) { return std::max<int64_t>(1, kParallelWork / std::max<int64_t>(1, workPerTask)); }
 
 // The loops below are written for the compiler to vectorise across pixels with the narrow side's
-// values in registers. They are compiled three times (AVX-512, AVX2, baseline) and picked at load
-// by what the CPU reports: a prebuilt addon runs on any x86-64.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define PROGAN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define PROGAN_VECTOR_CLONES
-#endif
+// values in registers, in every clone (layers/vector_clones.h).
 
 // Where an image's element (c, p) lies, p = h·W + w being its pixel: at c·channel + p·pixel from the
 // image's start, for NCHW (pixel stride 1) and channels-last (channel stride 1) tensors alike.

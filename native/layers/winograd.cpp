@@ -10,6 +10,8 @@
 #include <mutex>
 #include <vector>
 
+#include "layers/vector_clones.h"
+
 namespace progan {
 
 namespace {
@@ -42,7 +44,7 @@ int64_t grainFor(int64_t channels) { return std::max<int64_t>(1, 4096 / std::max
 
 // out_ξ = (Bᵀ d B)_ξ. Bᵀ rows: (1 0 −1 0), (0 1 1 0), (0 −1 1 0), (0 1 0 −1).
 template <typename T>
-void inputTile(const T* const* d, T* const* out, int64_t channels) {
+PROGAN_VECTOR_CLONES void inputTile(const T* const* d, T* const* out, int64_t channels) {
 #pragma GCC ivdep
   for (int64_t c = 0; c < channels; ++c) {
     T m[16];
@@ -63,7 +65,7 @@ void inputTile(const T* const* d, T* const* out, int64_t channels) {
 
 // out (2×2) = Aᵀ m A. Aᵀ rows: (1 1 1 0), (0 1 −1 −1).
 template <typename T>
-void outputTile(const T* const* m, T* const* out, int64_t channels) {
+PROGAN_VECTOR_CLONES void outputTile(const T* const* m, T* const* out, int64_t channels) {
 #pragma GCC ivdep
   for (int64_t c = 0; c < channels; ++c) {
     T u[8];
@@ -80,7 +82,7 @@ void outputTile(const T* const* m, T* const* out, int64_t channels) {
 
 // The adjoint of outputTile: out_ξ = (A g Aᵀ)_ξ for the 2×2 g. A rows: (1 0), (1 1), (1 −1), (0 −1).
 template <typename T>
-void outputGradTile(const T* const* g, T* const* out, int64_t channels) {
+PROGAN_VECTOR_CLONES void outputGradTile(const T* const* g, T* const* out, int64_t channels) {
 #pragma GCC ivdep
   for (int64_t c = 0; c < channels; ++c) {
     T u[8];  // u[r][s] = Σ_a A[r][a] g[a][s], r < 4, s < 2
@@ -272,7 +274,7 @@ constexpr int64_t kProductDepth = 512;
 // rows[r][d] = column[d][r] for r < count, d < depth, where column d starts ld floats after column
 // d − 1. In 8×8 tiles that stay in L1: 9× faster than column by column, whose writes a row apart
 // missed the cache (a [256, 512] plane: 37 against 324 µs on one core).
-void transposeBlock(const float* column, int64_t ld, int64_t count, int64_t depth, float* rows) {
+PROGAN_VECTOR_CLONES void transposeBlock(const float* column, int64_t ld, int64_t count, int64_t depth, float* rows) {
   constexpr int64_t kTile = 8;
   for (int64_t d0 = 0; d0 < depth; d0 += kTile) {
     for (int64_t r0 = 0; r0 < count; r0 += kTile) {
