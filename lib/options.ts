@@ -42,7 +42,11 @@ export const networkOptionsSchema = z
     }).default(4),
     normalizeLatents: z.boolean().default(true),
     pixelNormEpsilon: z.number().positive().default(1e-8),
-    /** Fused-scale up/down convolutions: the same function with fewer FLOPs; 'auto' fuses from 8² up. */
+    /**
+     * Fused-scale up/down convolutions: the same function with fewer FLOPs. 'auto' fuses from 8² up,
+     * except the CPU's layers whose 3×3 convolution runs as Winograd (as many multiply-adds, measured
+     * faster): float32 layers of 256+ channels, or 128+ at 8².
+     */
     fusedScale: z.union([z.literal('auto'), z.boolean()], {
       error: (i) => `Expected 'auto', true or false for fusedScale but received ${String(i.input)}`,
     }).default('auto'),

@@ -145,9 +145,10 @@ at::Tensor equalizedConv(const EqualizedConv2dImpl& l, ConvKind kind, const at::
 
 torch::Tensor EqualizedConv2dImpl::forward(const torch::Tensor& x) { return equalizedConv(*this, ConvKind::Plain, x, false); }
 
-bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x) const {
-  return kernel == 3 && !bfloat16 && winograd != WinogradMode::Off && winogradPreferred(x, weight) && weight.size(0) >= 256 &&
-         weight.size(1) >= 256;
+bool EqualizedConv2dImpl::prefersWinograd(const torch::Tensor& x, int64_t resolution) const {
+  const int64_t channels = resolution <= 8 ? 128 : 256;
+  return kernel == 3 && !bfloat16 && winograd != WinogradMode::Off && winogradPreferred(x, weight) && weight.size(0) >= channels &&
+         weight.size(1) >= channels;
 }
 
 torch::Tensor EqualizedConv2dImpl::forwardUpsampled(const torch::Tensor& x, bool fused) {

@@ -56,12 +56,14 @@ class EqualizedConv2dImpl : public torch::nn::Module {
   // upsampleConv3x3 / conv3x3Downsample with this layer's scaled weight, bias and activation.
   torch::Tensor forwardUpsampled(const torch::Tensor& x, bool fused);
   torch::Tensor forwardDownsampled(const torch::Tensor& x, bool fused);
-  // Whether fusedScale 'auto' leaves this upsample / downsample layer unfused, for its 3×3
-  // convolution to run as Winograd: where 'auto' Winograd takes it and it has 256+ channels. Whole
-  // steps, interleaved in one process (2-core AVX-512 CPU, batch 16, ms): paper 8² fading 405
-  // unfused against 442 fused; at 128 channels (small preset) fused won at 16², 134 against 153,
-  // and tied at 8², 38.4 against 37.4.
-  bool prefersWinograd(const torch::Tensor& x) const;
+  // Whether fusedScale 'auto' leaves this upsample / downsample layer, convolving at `resolution`,
+  // unfused, for its 3×3 convolution to run as Winograd: where 'auto' Winograd takes it and it has
+  // 256+ channels, or 128+ at 8². Whole steps, interleaved in one process (2-core AVX-512 CPU,
+  // batch 16, median / min ms): paper 8² fading 405 unfused against 442 fused; at 128 channels
+  // (small preset), since scale, bias and leaky ReLU run as one pass after a Winograd layer, 8²
+  // fading 46.0 / 41.8 unfused against 48.4 / 46.9, 8² stable 41.7 / 39.8 against 43.5 / 40.6,
+  // while at 16² fused still won, 145.6 / 136.8 against 159.2 / 150.6.
+  bool prefersWinograd(const torch::Tensor& x, int64_t resolution) const;
 
   torch::Tensor weight, bias;
   double scale;

@@ -46,7 +46,7 @@ torch::Tensor DiscriminatorImpl::block(const torch::Tensor& x, int64_t r, int64_
   // Official D_paper (fused_scale=True by default): pool before bias and activation.
   const auto y = conv0_[r]->forward(x);
   auto& conv = conv1_[r];
-  return conv->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(y)));
+  return conv->forwardDownsampled(y, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(y, int64_t(1) << r)));
 }
 
 torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, int64_t resolution, const Alpha& alpha, int64_t parts) {

@@ -35,7 +35,7 @@ torch::Tensor GeneratorImpl::block(const torch::Tensor& x, int64_t r) {
     return pixelNorm(conv1_[2]->forward(y), eps, impl);
   }
   auto& conv = conv0_[r];
-  const auto y = pixelNorm(conv->forwardUpsampled(x, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(x))), eps, impl);
+  const auto y = pixelNorm(conv->forwardUpsampled(x, config_.fuseAt(int64_t(1) << r, conv->prefersWinograd(x, int64_t(1) << r))), eps, impl);
   return pixelNorm(conv1_[r]->forward(y), eps, impl);
 }
 

@@ -8,7 +8,8 @@ export type PresetName = 'paper' | 'small';
 /** Which plain 3×3 layers run as Winograd F(2×2, 3×3), by their channel counts. */
 export type Winograd = (cin: number, cout: number) => boolean;
 
-/** fusedScale 'auto' (native/networks/network_config.h fuseAt()): fused from 8² up. */
+/** fusedScale 'auto' (native/networks/network_config.h fuseAt()): fused from 8² up. The CPU's Winograd
+ * layers it leaves unfused do as many multiply-adds per output as a fused layer (4), so the count holds. */
 export const fuseAuto = (r: number) => r >= 8;
 export const fuseNever = () => false;
 /** winograd 'auto' on the CPU (native/layers/winograd.cpp winogradPreferred()); never on a GPU. */
