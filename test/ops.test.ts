@@ -7,7 +7,7 @@
 import test from 'ava';
 import { native } from '../lib/native';
 import { Tensor, fromNative, randn, toNative } from '../lib/tensor';
-import { relativeError } from './helpers/compare';
+import { relativeError, toFloat64 } from './helpers/compare';
 
 type Dtype = 'float32' | 'float64';
 type Op = 'upsampleLerp' | 'fadeReals' | 'penalty' | 'upsampleConv' | 'convDownsample' | 'convolution' | 'winogradConvolution' | 'leakyRelu' | 'biasLeakyRelu' | 'pixelNorm' | 'matrixProduct' | 'minibatchStddev';
@@ -231,13 +231,12 @@ test('minibatch stddev keeps float32 accuracy where the spread is small against 
     const x = asFloat32(spreadOut(randn(shape, { seed: seed++, dtype: 'float64' }), offset, spread));
     const dir = asFloat32(randn(shape, { seed: seed++, dtype: 'float64' }));
     const u = asFloat32(randn(out, { seed: seed++, dtype: 'float64' }));
-    const f64 = (x: Tensor) => new Tensor(Float64Array.from(x.data as Float32Array), x.shape, 'float64');
     const c: Case = { op: 'minibatchStddev', shapes: [shape], out, scalars: { group: 4, parts: 1, atenKernels: false } };
-    const truth = run(c, 'reference', [f64(x)], [f64(dir)], f64(u));
+    const truth = run(c, 'reference', [toFloat64(x)], [toFloat64(dir)], toFloat64(u));
     const errors = (r: ReturnType<typeof run>) => ({
-      output: relativeError(f64(r.output), truth.output),
-      first: relativeError(f64(r.gradients[0]), truth.gradients[0]),
-      second: relativeError(f64(r.inputsSecond[0]), truth.inputsSecond[0]),
+      output: relativeError(toFloat64(r.output), truth.output),
+      first: relativeError(toFloat64(r.gradients[0]), truth.gradients[0]),
+      second: relativeError(toFloat64(r.inputsSecond[0]), truth.inputsSecond[0]),
     });
     const composite = errors(run(c, 'reference', [x], [dir], u));
     for (const atenKernels of [false, true]) {

@@ -150,7 +150,10 @@ void columnStats(const T* x, const GroupShape& s, int64_t p, int64_t mm, int64_t
   for (int64_t e = 0; e < len; ++e) c.shift[e] /= T(s.g);
   for (int64_t i = 0; i < s.g; ++i) {
     const T* xi = x + s.at(p, i, mm, e0);
-    for (int64_t e = 0; e < len; ++e) c.sigma[e] += c.deviation(xi, e) * c.deviation(xi, e);
+    for (int64_t e = 0; e < len; ++e) {
+      const T d = c.deviation(xi, e);
+      c.sigma[e] += d * d;
+    }
   }
   for (int64_t e = 0; e < len; ++e) c.sigma[e] = std::sqrt(c.sigma[e] / T(s.g) + T(kEpsilon));
 }
